@@ -1,0 +1,114 @@
+// A WebSocket (or any HTTP/1.1 Upgrade) forwarded as a byte tunnel, the way nginx, Caddy and
+// node-http-proxy do it: the upgrade request goes to Immich with the client's headers, Immich's
+// answer goes back verbatim, and from the 101 on the two sockets are piped into each other.
+// Nothing is parsed after the handshake, so subprotocols, extensions (permessage-deflate),
+// ping/pong, fragmentation and close codes — including a close without a code — reach the other
+// side unchanged, and TCP flow control is the backpressure.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import type { Socket } from 'node:net'
+import { clientResponseHeaders, sendUpstreamError } from './upstream.js'
+
+export interface TunnelTarget {
+  upstream: URL
+  /** Idle limit in ms for the handshake and for the open tunnel (nginx proxy_read_timeout). */
+  timeout: number
+}
+
+class HandshakeTimeoutError extends Error {
+  code = 'UND_ERR_HEADERS_TIMEOUT'
+}
+
+/** Header block of Immich's 101, written as received (same names, order and repeats). */
+function switchingProtocolsHead (response: IncomingMessage): string {
+  let head = `HTTP/1.1 101 ${response.statusMessage ?? 'Switching Protocols'}\r\n`
+  const raw = response.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`
+  return head + '\r\n'
+}
+
+function upgradeRequestHeaders (request: FastifyRequest): Record<string, string | string[] | undefined> {
+  // Connection and Upgrade are hop-by-hop, but they are the request itself here: only the rest
+  // of what Connection names is dropped.
+  const headers: Record<string, string | string[] | undefined> = { ...request.headers }
+  for (const name of String(headers.connection ?? '').split(',')) {
+    const field = name.trim().toLowerCase()
+    if (field !== '' && field !== 'upgrade') delete headers[field]
+  }
+  for (const name of ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'proxy-authorization']) {
+    delete headers[name]
+  }
+  headers.connection = 'Upgrade'
+  return Object.assign(headers, request.forwardedHeaders)
+}
+
+function join (client: Socket, upstream: Socket, timeout: number): void {
+  client.setNoDelay(true)
+  upstream.setNoDelay(true)
+  const closeBoth = (): void => {
+    client.destroy()
+    upstream.destroy()
+  }
+  for (const socket of [client, upstream]) {
+    socket.on('error', closeBoth)
+    socket.on('close', closeBoth)
+    if (timeout > 0) socket.setTimeout(timeout, closeBoth)
+  }
+  // pipe() pauses the faster side when the slower one's buffer is full: a slow reader holds
+  // back its peer instead of growing this process.
+  client.pipe(upstream)
+  upstream.pipe(client)
+}
+
+/**
+ * Forwards the upgrade request held by `reply` to Immich. On 101 the reply is hijacked and the
+ * sockets joined; any other answer is relayed as a normal response; a failure answers 502/504
+ * before the client has been told anything, so it never sees a 101 for a dead upstream.
+ */
+export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, socket: Socket, head: Buffer, target: TunnelTarget): void {
+  const send = target.upstream.protocol === 'https:' ? httpsRequest : httpRequest
+  const upstreamRequest = send({
+    protocol: target.upstream.protocol,
+    hostname: target.upstream.hostname,
+    port: target.upstream.port,
+    method: request.raw.method,
+    path: request.raw.url,
+    headers: upgradeRequestHeaders(request),
+    agent: false,
+    timeout: target.timeout
+  })
+
+  const abandon = (): void => { upstreamRequest.destroy() }
+  // the client may leave before Immich has answered: leave nothing open behind it
+  socket.once('close', abandon)
+
+  upstreamRequest.once('timeout', () => upstreamRequest.destroy(new HandshakeTimeoutError('upgrade handshake timed out')))
+  upstreamRequest.once('error', error => {
+    socket.removeListener('close', abandon)
+    if (!reply.sent && !socket.destroyed) sendUpstreamError(reply, error)
+  })
+
+  upstreamRequest.once('upgrade', (response, upstreamSocket, upstreamHead) => {
+    socket.removeListener('close', abandon)
+    upstreamRequest.setTimeout(0)
+    if (socket.destroyed) {
+      upstreamSocket.destroy()
+      return
+    }
+    reply.hijack()
+    reply.raw.detachSocket(socket as never)
+    socket.write(switchingProtocolsHead(response))
+    if (upstreamHead.length > 0) socket.write(upstreamHead)
+    if (head.length > 0) upstreamSocket.write(head)
+    join(socket, upstreamSocket, target.timeout)
+  })
+
+  upstreamRequest.once('response', response => {
+    socket.removeListener('close', abandon)
+    upstreamRequest.setTimeout(0)
+    reply.code(response.statusCode ?? 502).headers(clientResponseHeaders(response.headers)).send(response)
+  })
+
+  upstreamRequest.end()
+}

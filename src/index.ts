@@ -1,0 +1,10 @@
+// Public exports for people who embed immich-proxy in their own Fastify app.
+export { default as app, type AppOptions } from './app.js'
+export { parseConfig, ConfigError, EnvSchema, type Config, type Env } from './config.js'
+export { default as tls } from '../plugins/tls.js'
+export { default as forwardedHeaders, forwardedHeadersFor, type ForwardedHeadersOptions, type ForwardedHeaders } from '../plugins/forwarded-headers.js'
+export { default as accessKey, AccessKeyRequiredError, type AccessKeyOptions } from '../plugins/access-key.js'
+export { default as bodyLimit, BodyTooLargeError, type BodyLimitOptions } from '../plugins/body-limit.js'
+export { default as wellKnown, WELL_KNOWN_PATH, type WellKnownOptions } from '../plugins/well-known.js'
+export { default as websocket, type WebSocketOptions } from '../plugins/websocket.js'
+export { default as proxy, type ProxyOptions } from '../plugins/proxy.js'

@@ -1,0 +1,25 @@
+// Options that exist only when the Fastify server is created (src/server.ts); tests build their
+// servers with the same function so that they run what users run.
+import type { FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+
+/**
+ * Server options that Immich traffic needs. Node's defaults would cut long transfers (a 300 s
+ * requestTimeout on Node 20) or refuse long paths, so each is set here on purpose.
+ */
+export function serverOptions (config: Config): FastifyServerOptions {
+  return {
+    logger: { level: config.logLevel },
+    // an idle socket (no byte either way) is closed after PROXY_TIMEOUT, like nginx send_timeout;
+    // a transfer that keeps moving is never cut
+    connectionTimeout: config.proxyTimeout,
+    requestTimeout: 0,
+    // nginx keepalive_timeout 75s; browsers reuse connections for the timeline's many thumbnails
+    keepAliveTimeout: 75_000,
+    // the catch-all route's parameter is the whole path; find-my-way's default of 100 characters
+    // would turn long Immich paths into 404s
+    routerOptions: { maxParamLength: 65_536 },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle'
+  }
+}
