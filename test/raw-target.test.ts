@@ -1,5 +1,5 @@
 import t from 'tap'
-import { request } from 'undici'
+import { Client } from 'undici'
 import { rawExchange, startProxy, startUpstream } from './helper.js'
 
 const targets = [
@@ -15,14 +15,16 @@ t.test('every method and target reaches Immich byte for byte', async t => {
     res.end(JSON.stringify({ method: req.method, url: req.url }))
   })
   const proxy = await startProxy(t, upstream.url)
+  const client = new Client(proxy.url)
+  t.teardown(() => client.close())
   for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'PROPFIND', 'SEARCH']) {
     for (const path of targets) {
-      const res = await request(proxy.url, { path, method })
+      const res = await client.request({ path, method })
       t.equal(res.statusCode, 200, `${method} ${path}`)
       t.same(await res.body.json(), { method, url: path }, `${method} ${path} arrives as sent`)
     }
   }
-  const head = await request(proxy.url + targets[0], { method: 'HEAD' })
+  const head = await client.request({ path: targets[0], method: 'HEAD' })
   t.equal(head.statusCode, 200)
   await head.body.dump()
   t.equal(upstream.requests.at(-1)?.url, targets[0])
