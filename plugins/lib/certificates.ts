@@ -1,0 +1,128 @@
+// The listener's certificate: loaded and checked at start, generated for LAN first tries, and
+// reloaded when certbot renews it (in place, or by swapping the symlinks in live/), without a
+// restart and without touching open connections.
+import { X509Certificate, createPrivateKey } from 'node:crypto'
+import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs'
+import { createSecureContext } from 'node:tls'
+import { generate } from 'selfsigned'
+
+export interface CertificatePair {
+  cert: Buffer
+  key: Buffer
+}
+
+export interface CertificateFiles {
+  certFile: string
+  keyFile: string
+}
+
+/** A pair that cannot serve: `variable` names the setting to fix (TLS_CERT_FILE or TLS_KEY_FILE). */
+export class CertificateError extends Error {
+  constructor (readonly variable: 'TLS_CERT_FILE' | 'TLS_KEY_FILE', message: string) {
+    super(`${variable}: ${message}`)
+    this.name = 'CertificateError'
+  }
+}
+
+function read (file: string, variable: 'TLS_CERT_FILE' | 'TLS_KEY_FILE'): Buffer {
+  try {
+    return readFileSync(file)
+  } catch (error) {
+    throw new CertificateError(variable, `cannot read ${JSON.stringify(file)} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+  }
+}
+
+/**
+ * Reads and checks a PEM pair: the certificate parses (a fullchain.pem's first block is the leaf),
+ * the key parses, the key belongs to the certificate, and OpenSSL accepts both together.
+ * A half-written file fails one of these, so it is never put in service.
+ */
+export function loadCertificatePair ({ certFile, keyFile }: CertificateFiles): CertificatePair {
+  const cert = read(certFile, 'TLS_CERT_FILE')
+  const key = read(keyFile, 'TLS_KEY_FILE')
+  let leaf: X509Certificate
+  try {
+    leaf = new X509Certificate(cert)
+  } catch {
+    throw new CertificateError('TLS_CERT_FILE', `${JSON.stringify(certFile)} is not a PEM certificate`)
+  }
+  let privateKey
+  try {
+    privateKey = createPrivateKey(key)
+  } catch {
+    throw new CertificateError('TLS_KEY_FILE', `${JSON.stringify(keyFile)} is not a PEM private key (or it is encrypted)`)
+  }
+  if (!leaf.checkPrivateKey(privateKey)) {
+    throw new CertificateError('TLS_KEY_FILE', `${JSON.stringify(keyFile)} does not match the certificate in ${JSON.stringify(certFile)}`)
+  }
+  try {
+    createSecureContext({ cert, key })
+  } catch (error) {
+    throw new CertificateError('TLS_CERT_FILE', `OpenSSL refuses the pair: ${(error as Error).message}`)
+  }
+  return { cert, key }
+}
+
+/** A certificate for first tries on a LAN: browsers will warn, the log says so too. */
+export async function selfSignedPair (hostnames: string[]): Promise<CertificatePair> {
+  const altNames = hostnames.map(name => /^[0-9.]+$|:/.test(name) ? { type: 7 as const, ip: name } : { type: 2 as const, value: name })
+  const notAfterDate = new Date(Date.now() + 365 * 24 * 3600 * 1000)
+  const generated = await generate([{ name: 'commonName', value: hostnames[0] }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    notAfterDate,
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'subjectAltName', altNames }
+    ]
+  })
+  return { cert: Buffer.from(generated.cert), key: Buffer.from(generated.private) }
+}
+
+export interface CertificateWatcher {
+  close (): void
+}
+
+/**
+ * Polls both files (stat follows symlinks, so certbot's symlink swap is seen like an in-place
+ * write) and calls `onPair` with each new valid pair, `onError` for a pair that cannot serve yet
+ * (a half-written renewal: the next write triggers another check). Polling rather than
+ * fs.watch: inotify loses track of a file replaced by rename, and of files on bind mounts.
+ */
+export function watchCertificatePair (
+  files: CertificateFiles,
+  current: CertificatePair,
+  onPair: (pair: CertificatePair) => void,
+  onError: (error: Error) => void,
+  intervalMs = 2000
+): CertificateWatcher {
+  let served = current
+  let pending: NodeJS.Timeout | undefined
+  const check = (): void => {
+    pending = undefined
+    try {
+      const pair = loadCertificatePair(files)
+      if (pair.cert.equals(served.cert) && pair.key.equals(served.key)) return
+      served = pair
+      onPair(pair)
+    } catch (error) {
+      onError(error as Error)
+    }
+  }
+  // certbot writes the two files one after the other: wait for the second before checking
+  const changed = (now: Stats, before: Stats): void => {
+    if (now.mtimeMs === before.mtimeMs && now.ino === before.ino && now.size === before.size) return
+    if (pending === undefined) pending = setTimeout(check, Math.min(500, intervalMs)).unref()
+  }
+  const options = { interval: intervalMs, persistent: false }
+  watchFile(files.certFile, options, changed)
+  watchFile(files.keyFile, options, changed)
+  return {
+    close () {
+      clearTimeout(pending)
+      unwatchFile(files.certFile, changed)
+      unwatchFile(files.keyFile, changed)
+    }
+  }
+}

@@ -1,0 +1,45 @@
+// The page a browser gets instead of a bare 403 when the access key guard is on: browsers
+// cannot add an X-Access-Key header, so the user types the key once and gets a signed cookie.
+// Self-contained (no external assets): nothing else on this host is reachable before unlocking.
+
+const escapes: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+function escapeHtml (text: string): string {
+  return text.replace(/[&<>"']/g, char => escapes[char])
+}
+
+export function unlockPage (action: string, next: string, message?: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>Immich — access key required</title>
+<style>
+body{font-family:system-ui,sans-serif;background:#f6f6f4;color:#222;display:grid;place-items:center;min-height:100vh;margin:0}
+form{background:#fff;padding:2rem;border-radius:12px;box-shadow:0 2px 12px #0002;display:grid;gap:.8rem;width:min(22rem,90vw)}
+input,button{font:inherit;padding:.6rem;border-radius:6px;border:1px solid #bbb}
+button{background:#4250af;color:#fff;border:0;cursor:pointer}
+p.error{color:#b00020;margin:0}
+</style>
+</head>
+<body>
+<form method="post" action="${escapeHtml(action)}">
+<h1>Access key required</h1>
+<label for="key">This Immich server asks for an access key.</label>
+<input id="key" name="key" type="password" autocomplete="current-password" required autofocus>
+<input type="hidden" name="next" value="${escapeHtml(next)}">
+${message === undefined ? '' : `<p class="error" role="alert">${escapeHtml(message)}</p>`}
+<button type="submit">Unlock</button>
+</form>
+</body>
+</html>
+`
+}
+
+/** Only a path on this host: never `//evil.example` or a backslash trick (open redirect). */
+export function safeNext (next: unknown): string {
+  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') && !/[\r\n]/.test(next)
+    ? next
+    : '/'
+}
