@@ -1,10 +1,28 @@
-// TLS termination. The listener's certificate is set where the server is created (src/server.ts);
-// this plugin tells the rest of the chain which scheme the client used, so X-Forwarded-Proto
-// (nginx `$scheme`) and the WebSocket tunnel agree. Certificate reload, HSTS and the HTTP→HTTPS
-// redirect come with the TLS issue.
+// TLS termination, the parts that live after the server is created (src/server.ts creates the
+// HTTPS/HTTP2 listener with the first certificate): which scheme the client used (X-Forwarded-Proto,
+// nginx `$scheme`), the certificate reload when certbot renews, HSTS, and HTTP/2 request bodies.
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { TLSSocket } from 'node:tls'
+import type { Server as TlsServer, TLSSocket } from 'node:tls'
+import { TLS_CONTEXT_OPTIONS, watchCertificatePair, type CertificateFiles, type CertificatePair } from './lib/certificates.js'
+
+export interface TlsOptions {
+  /**
+   * The PEM files the listener was created with, and the pair read from them. When given, the
+   * files are watched and a valid new pair is put in service for new connections; open ones
+   * keep theirs. Default: none (plain HTTP, or a self-signed certificate that never changes).
+   */
+  certificateFiles?: CertificateFiles
+  certificate?: CertificatePair
+  /** How often the files are checked, in ms. Default 2000: a renewal is live within seconds. */
+  reloadInterval?: number
+  /**
+   * Strict-Transport-Security on HTTPS responses (never on plain HTTP, where it means nothing).
+   * Default `max-age=31536000` (one year, no includeSubDomains: other hosts of the domain may not
+   * have TLS); false sends none. An Immich response that sets its own is left alone.
+   */
+  hsts?: string | false
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,6 +35,41 @@ function listenerScheme (this: FastifyRequest): 'http' | 'https' {
   return (this.raw.socket as TLSSocket | null)?.encrypted === true ? 'https' : 'http'
 }
 
-export default fp(async function tls (fastify) {
+export default fp<TlsOptions>(async function tls (fastify, opts) {
   fastify.decorateRequest('listenerScheme', { getter: listenerScheme })
+
+  // Fastify treats an HTTP/2 request with neither Content-Length nor Content-Type as bodiless
+  // (it looks for Transfer-Encoding, which HTTP/2 does not have), and the proxy would then send
+  // Immich an empty body. A stream that did not end with its headers does carry a body: mark it
+  // the way HTTP/1.1 would. The marker is hop-by-hop and never reaches Immich.
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const raw = request.raw as FastifyRequest['raw'] & { stream?: { endAfterHeaders: boolean } }
+    if (raw.httpVersionMajor === 2 && raw.stream?.endAfterHeaders === false &&
+      raw.headers['content-length'] === undefined && raw.headers['transfer-encoding'] === undefined) {
+      raw.headers['transfer-encoding'] = 'chunked'
+    }
+    done()
+  })
+
+  const hsts = opts.hsts ?? 'max-age=31536000'
+  if (hsts !== false) {
+    fastify.addHook('onSend', (request, reply, payload, done) => {
+      if (request.listenerScheme === 'https' && !reply.hasHeader('strict-transport-security')) {
+        reply.header('strict-transport-security', hsts)
+      }
+      done(null, payload)
+    })
+  }
+
+  const files = opts.certificateFiles
+  const server = fastify.server as unknown as Partial<TlsServer>
+  if (files !== undefined && opts.certificate !== undefined && typeof server.setSecureContext === 'function') {
+    const watcher = watchCertificatePair(files, opts.certificate, pair => {
+      server.setSecureContext?.({ ...TLS_CONTEXT_OPTIONS, cert: pair.cert, key: pair.key })
+      fastify.log.info({ certFile: files.certFile }, 'certificate reloaded; new connections use it')
+    }, error => {
+      fastify.log.error({ err: { message: error.message } }, 'new certificate refused; the previous one stays in service')
+    }, opts.reloadInterval)
+    fastify.addHook('onClose', async () => watcher.close())
+  }
 }, { name: 'immich-proxy-tls', fastify: '5.x' })
