@@ -4,6 +4,7 @@
 // well-known route, WebSocket tunnel), so they cannot disagree.
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { isIP } from 'node:net'
 import proxyAddr from 'proxy-addr'
 
 export interface ForwardedHeadersOptions {
@@ -43,9 +44,24 @@ function single (value: string | string[] | undefined): string | undefined {
 }
 
 /**
- * nginx `$proxy_add_x_forwarded_for`: the client's own list with the peer appended. With a
- * trusted peer, the real client is the right-most address that is not itself a trusted proxy
- * (what nginx's real_ip_recursive and Express's trust proxy both do).
+ * The right-most address of `chain` that is not a trusted proxy, as nginx's realip module with
+ * `real_ip_recursive on` finds it: empty entries are skipped, and an entry that is not an IP
+ * address ends the walk at the last address a trusted hop vouched for.
+ */
+function clientBehindTrustedProxies (chain: string, trust: Trust): string {
+  const hops = chain.split(',').map(hop => plainAddress(hop.trim())).filter(hop => hop !== '')
+  let client = hops[hops.length - 1]
+  for (let i = hops.length - 1; i >= 0; i--) {
+    if (isIP(hops[i]) === 0) break
+    client = hops[i]
+    if (!trust(hops[i], hops.length - 1 - i)) break
+  }
+  return client
+}
+
+/**
+ * nginx `$proxy_add_x_forwarded_for`: the client's own list with the peer appended. Only a
+ * trusted peer's X-Forwarded-* are believed, and then X-Real-IP is the client they name.
  */
 export function forwardedHeadersFor (request: FastifyRequest, trust: Trust): ForwardedHeaders {
   const headers = request.raw.headers
@@ -59,14 +75,7 @@ export function forwardedHeadersFor (request: FastifyRequest, trust: Trust): For
   let proto: string = request.listenerScheme
   let forwardedHost = host
   if (peerTrusted) {
-    const hops = chain.split(',').map(hop => plainAddress(hop.trim()))
-    realIp = hops[0]
-    for (let i = hops.length - 1; i >= 0; i--) {
-      if (!trust(hops[i], hops.length - 1 - i)) {
-        realIp = hops[i]
-        break
-      }
-    }
+    realIp = clientBehindTrustedProxies(chain, trust)
     proto = single(headers['x-forwarded-proto'])?.split(',')[0].trim() || proto
     forwardedHost = single(headers['x-forwarded-host']) ?? host
   }
