@@ -6,6 +6,8 @@ import { Value } from '@sinclair/typebox/value'
 import proxyAddr from 'proxy-addr'
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './nginx-units.js'
 
+const BOOLEAN_PATTERN = '^(true|false)$'
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 // Node keeps timers as a signed 32-bit count of milliseconds and cuts longer ones to 24.8 days,
@@ -29,11 +31,58 @@ export const EnvSchema = Type.Object({
     examples: ['0.0.0.0']
   }),
   PORT: Type.String({
-    default: '8080',
+    default: '',
     pattern: '^[0-9]{1,5}$',
-    description: 'port of the main listener (1-65535)',
+    description: 'port of the main listener (1-65535); default 8080, or 8443 when TLS is on',
     hint: 'a port number from 1 to 65535',
     examples: ['8080']
+  }),
+  TLS_CERT_FILE: Type.String({
+    default: '',
+    description: 'PEM certificate chain (e.g. Let\'s Encrypt fullchain.pem); with TLS_KEY_FILE, the main listener speaks HTTPS. Reloaded when the file changes',
+    hint: 'a file path',
+    examples: ['/etc/letsencrypt/live/immich.example.org/fullchain.pem']
+  }),
+  TLS_KEY_FILE: Type.String({
+    default: '',
+    description: 'PEM private key of TLS_CERT_FILE (e.g. privkey.pem)',
+    hint: 'a file path',
+    examples: ['/etc/letsencrypt/live/immich.example.org/privkey.pem']
+  }),
+  TLS_SELF_SIGNED: Type.String({
+    default: 'false',
+    pattern: BOOLEAN_PATTERN,
+    description: 'true: HTTPS with a certificate generated at start, for first tries on a LAN (browsers warn)',
+    hint: 'true or false',
+    examples: ['true']
+  }),
+  HTTP2: Type.String({
+    default: 'true',
+    pattern: BOOLEAN_PATTERN,
+    description: 'offer HTTP/2 (with HTTP/1.1 fallback) on the HTTPS listener',
+    hint: 'true or false',
+    examples: ['false']
+  }),
+  HSTS: Type.String({
+    default: 'max-age=31536000',
+    pattern: '^(off|max-age=[0-9]+( *; *includeSubDomains)?( *; *preload)?)$',
+    description: 'Strict-Transport-Security sent on HTTPS responses; off sends none',
+    hint: 'off or a Strict-Transport-Security value',
+    examples: ['max-age=31536000']
+  }),
+  HTTP_PORT: Type.String({
+    default: '',
+    pattern: '^[0-9]{1,5}$',
+    description: 'with TLS: a plain-HTTP listener on this port that redirects to HTTPS (308) and serves /.well-known/immich; empty: none',
+    hint: 'a port number from 1 to 65535',
+    examples: ['8080']
+  }),
+  HTTPS_REDIRECT_PORT: Type.String({
+    default: '443',
+    pattern: '^[0-9]{1,5}$',
+    description: 'the HTTPS port clients reach (the published one), used in redirects from HTTP_PORT',
+    hint: 'a port number from 1 to 65535',
+    examples: ['443']
   }),
   BODY_LIMIT: Type.String({
     default: '50000M',
@@ -63,6 +112,40 @@ export const EnvSchema = Type.Object({
     hint: 'a comma-separated list of keys without spaces or empty entries',
     secret: true,
     examples: ['s3cret-key-one,s3cret-key-two']
+  }),
+  ACCESS_KEY_FILE: Type.String({
+    default: '',
+    description: 'file with one access key per line (Docker secrets), added to ACCESS_KEY; re-read when it changes',
+    hint: 'a file path',
+    examples: ['/run/secrets/immich_access_keys']
+  }),
+  ACCESS_KEY_MAX_FAILURES: Type.String({
+    default: '10',
+    pattern: '^[0-9]+$',
+    description: 'wrong access keys allowed from one address within ACCESS_KEY_FAILURE_WINDOW before it gets 429 for ACCESS_KEY_COOLDOWN; 0 = no limit',
+    hint: 'a whole number',
+    examples: ['10']
+  }),
+  ACCESS_KEY_FAILURE_WINDOW: Type.String({
+    default: '10m',
+    pattern: DURATION_PATTERN,
+    description: 'window in which wrong access keys are counted, nginx time syntax',
+    hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
+    examples: ['10m']
+  }),
+  ACCESS_KEY_COOLDOWN: Type.String({
+    default: '15m',
+    pattern: DURATION_PATTERN,
+    description: 'how long an address that failed too often gets 429, nginx time syntax',
+    hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
+    examples: ['15m']
+  }),
+  ACCESS_KEY_COOKIE_MAX_AGE: Type.String({
+    default: '30d',
+    pattern: DURATION_PATTERN,
+    description: 'lifetime of the cookie a browser gets from the unlock page; 0 turns the unlock page off',
+    hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
+    examples: ['30d']
   }),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map(level => Type.Literal(level)), {
     default: 'info',
@@ -106,6 +189,11 @@ function upstreamOrigin (value: string): string | Error {
   }
   if (url.username !== '' || url.password !== '') return new Error('has a user name or password, which Immich does not take')
   return url.origin
+}
+
+function lifetime (value: string): number | Error {
+  const ms = parseDuration(value)
+  return Number.isSafeInteger(ms) ? ms : new Error('is longer than any duration this proxy can count')
 }
 
 function port (value: string): number | Error {
@@ -163,15 +251,44 @@ export function parseConfig (env: Record<string, string | undefined>) {
     return result as T
   }
   const raw = values as Env
+  const tls = {
+    certFile: raw.TLS_CERT_FILE,
+    keyFile: raw.TLS_KEY_FILE,
+    selfSigned: raw.TLS_SELF_SIGNED === 'true'
+  }
+  const tlsOn = tls.selfSigned || tls.certFile !== '' || tls.keyFile !== ''
+  if ((tls.certFile === '') !== (tls.keyFile === '')) {
+    const missing: Name = tls.certFile === '' ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'
+    const given: Name = missing === 'TLS_CERT_FILE' ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'
+    problems.set(missing, problem(missing, '', `is empty while ${given} is set; HTTPS needs both files`))
+  } else if (tls.selfSigned && tls.certFile !== '') {
+    problems.set('TLS_SELF_SIGNED', problem('TLS_SELF_SIGNED', 'true', 'is set together with TLS_CERT_FILE/TLS_KEY_FILE; choose one'))
+  }
+  if (raw.HTTP_PORT !== '' && !tlsOn) {
+    problems.set('HTTP_PORT', problem('HTTP_PORT', raw.HTTP_PORT, 'is set without TLS; it redirects to HTTPS, so set TLS_CERT_FILE/TLS_KEY_FILE or TLS_SELF_SIGNED=true'))
+  }
   const config = {
     upstream: convert('UPSTREAM_URL', upstreamOrigin),
     host: raw.HOST,
-    port: convert('PORT', port),
+    port: raw.PORT === '' ? (tlsOn ? 8443 : 8080) : convert('PORT', port),
+    tls: tlsOn ? tls : undefined,
+    http2: raw.HTTP2 === 'true',
+    hsts: raw.HSTS === 'off' ? false as const : raw.HSTS,
+    httpPort: raw.HTTP_PORT === '' ? undefined : convert('HTTP_PORT', port),
+    httpsRedirectPort: convert('HTTPS_REDIRECT_PORT', port),
     bodyLimit: convert('BODY_LIMIT', size),
     proxyTimeout: convert('PROXY_TIMEOUT', duration),
     trustProxy: convert('TRUST_PROXY', trustedProxies),
     accessKeys: convert('ACCESS_KEY', value => value === '' ? [] : value.split(',')),
+    accessKeyFile: raw.ACCESS_KEY_FILE === '' ? undefined : raw.ACCESS_KEY_FILE,
+    accessKeyMaxFailures: Number(raw.ACCESS_KEY_MAX_FAILURES),
+    accessKeyFailureWindow: convert('ACCESS_KEY_FAILURE_WINDOW', duration),
+    accessKeyCooldown: convert('ACCESS_KEY_COOLDOWN', duration),
+    accessKeyCookieMaxAge: convert('ACCESS_KEY_COOKIE_MAX_AGE', lifetime),
     logLevel: raw.LOG_LEVEL
+  }
+  if (!problems.has('HTTP_PORT') && config.httpPort !== undefined && config.httpPort === config.port) {
+    problems.set('HTTP_PORT', problem('HTTP_PORT', raw.HTTP_PORT, 'is the same port as the HTTPS listener'))
   }
   if (problems.size > 0) throw new ConfigError(names.flatMap(name => problems.get(name) ?? []))
   return config

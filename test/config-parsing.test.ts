@@ -18,10 +18,20 @@ t.test('defaults: the reference configs, with nothing set', async t => {
     upstream: 'http://immich-server:2283',
     host: '0.0.0.0',
     port: 8080,
+    tls: undefined,
+    http2: true,
+    hsts: 'max-age=31536000',
+    httpPort: undefined,
+    httpsRedirectPort: 443,
     bodyLimit: 50000 * 1024 * 1024,
     proxyTimeout: 600_000,
     trustProxy: [],
     accessKeys: [],
+    accessKeyFile: undefined,
+    accessKeyMaxFailures: 10,
+    accessKeyFailureWindow: 600_000,
+    accessKeyCooldown: 900_000,
+    accessKeyCookieMaxAge: 30 * 24 * 3600 * 1000,
     logLevel: 'info'
   })
   t.same(parseConfig({ PORT: '', BODY_LIMIT: '  ', LOG_LEVEL: '' }), parseConfig({}), 'empty or blank means default (docker env files write VAR=)')

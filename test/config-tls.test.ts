@@ -1,0 +1,56 @@
+import t from 'tap'
+import { ConfigError, parseConfig } from '../src/config.js'
+
+function problems (env: Record<string, string>): string[] {
+  try {
+    parseConfig(env)
+    return []
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message.split('\n')
+    throw error
+  }
+}
+
+t.test('both PEM files turn HTTPS on, on port 8443 unless PORT says otherwise', async t => {
+  const config = parseConfig({ TLS_CERT_FILE: '/certs/fullchain.pem', TLS_KEY_FILE: '/certs/privkey.pem' })
+  t.same(config.tls, { certFile: '/certs/fullchain.pem', keyFile: '/certs/privkey.pem', selfSigned: false })
+  t.equal(config.port, 8443)
+  t.equal(parseConfig({ TLS_SELF_SIGNED: 'true', PORT: '443' }).port, 443)
+  t.same(parseConfig({ TLS_SELF_SIGNED: 'true' }).tls, { certFile: '', keyFile: '', selfSigned: true })
+})
+
+t.test('one PEM file without the other names the missing variable', async t => {
+  t.same(problems({ TLS_CERT_FILE: '/certs/fullchain.pem' }), [
+    'TLS_KEY_FILE="" is empty while TLS_CERT_FILE is set; HTTPS needs both files, e.g. TLS_KEY_FILE=/etc/letsencrypt/live/immich.example.org/privkey.pem'
+  ])
+  t.same(problems({ TLS_KEY_FILE: '/certs/privkey.pem' }), [
+    'TLS_CERT_FILE="" is empty while TLS_KEY_FILE is set; HTTPS needs both files, e.g. TLS_CERT_FILE=/etc/letsencrypt/live/immich.example.org/fullchain.pem'
+  ])
+})
+
+t.test('self-signed and files together, HTTP_PORT without TLS or on the HTTPS port are refused', async t => {
+  t.match(problems({ TLS_SELF_SIGNED: 'true', TLS_CERT_FILE: '/a', TLS_KEY_FILE: '/b' }), [/^TLS_SELF_SIGNED="true" is set together with TLS_CERT_FILE\/TLS_KEY_FILE; choose one/])
+  t.match(problems({ HTTP_PORT: '8080' }), [/^HTTP_PORT="8080" is set without TLS/])
+  t.match(problems({ TLS_SELF_SIGNED: 'true', HTTP_PORT: '8443' }), [/^HTTP_PORT="8443" is the same port as the HTTPS listener/])
+  t.match(problems({ TLS_SELF_SIGNED: 'yes' }), [/^TLS_SELF_SIGNED="yes" is not true or false, e.g. TLS_SELF_SIGNED=true$/])
+  t.match(problems({ HSTS: 'max-age=abc' }), [/^HSTS="max-age=abc" is not off or a Strict-Transport-Security value/])
+})
+
+t.test('HSTS, HTTP/2 and redirect settings', async t => {
+  const config = parseConfig({ TLS_SELF_SIGNED: 'true', HSTS: 'off', HTTP2: 'false', HTTP_PORT: '8080', HTTPS_REDIRECT_PORT: '8443' })
+  t.equal(config.hsts, false)
+  t.equal(config.http2, false)
+  t.equal(config.httpPort, 8080)
+  t.equal(config.httpsRedirectPort, 8443)
+  t.equal(parseConfig({ HSTS: 'max-age=63072000; includeSubDomains; preload' }).hsts, 'max-age=63072000; includeSubDomains; preload')
+})
+
+t.test('access key brake and cookie settings', async t => {
+  const config = parseConfig({ ACCESS_KEY_FILE: '/run/secrets/keys', ACCESS_KEY_MAX_FAILURES: '0', ACCESS_KEY_FAILURE_WINDOW: '1m', ACCESS_KEY_COOLDOWN: '1h', ACCESS_KEY_COOKIE_MAX_AGE: '0' })
+  t.equal(config.accessKeyFile, '/run/secrets/keys')
+  t.equal(config.accessKeyMaxFailures, 0)
+  t.equal(config.accessKeyFailureWindow, 60_000)
+  t.equal(config.accessKeyCooldown, 3_600_000)
+  t.equal(config.accessKeyCookieMaxAge, 0)
+  t.match(problems({ ACCESS_KEY_MAX_FAILURES: 'ten' }), [/^ACCESS_KEY_MAX_FAILURES="ten" is not a whole number/])
+})
