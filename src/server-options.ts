@@ -10,8 +10,9 @@ import type { Config } from './config.js'
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     logger: { level: config.logLevel },
-    // an idle socket (no byte either way) is closed after PROXY_TIMEOUT, like nginx send_timeout;
-    // a transfer that keeps moving is never cut
+    // an idle socket (no byte either way) is closed after PROXY_TIMEOUT, like nginx send_timeout
+    // and client_body_timeout; a transfer that keeps moving is never cut. Silence that is
+    // Immich's is left to the proxy's upstream timers, which answer 504 (plugins/lib/upstream.ts)
     connectionTimeout: config.proxyTimeout,
     requestTimeout: 0,
     // nginx keepalive_timeout 75s; browsers reuse connections for the timeline's many thumbnails

@@ -1,8 +1,9 @@
 // What the HTTP proxy and the well-known route share about talking to Immich: the connection
 // pool, the request and response header rules, and how upstream failures look to clients.
-import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RawServerBase, RouteGenericInterface } from 'fastify'
 import type { FastifyHttpProxyOptions } from '@fastify/http-proxy'
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { Pool, type Dispatcher } from 'undici'
 import { stripHopByHop } from './hop-by-hop.js'
 
@@ -94,6 +95,25 @@ export function sendUpstreamError (reply: AnyReply, error: Error): void {
   })
 }
 
+/**
+ * Node's idle timer on the client's socket (connectionTimeout = PROXY_TIMEOUT) is for the
+ * client's silence. While Immich has the turn (it has the request and has not begun to answer,
+ * or it has stopped taking the upload so the client is held back) the client is silent because
+ * Immich is, and undici's headersTimeout, also PROXY_TIMEOUT, answers that with 504. Node's
+ * timer started earlier, at the client's last byte, so it would win and drop the connection
+ * without a word. A 'timeout' listener on the response replaces Node's destroy; re-arming the
+ * timer keeps the socket guarded should undici never fire.
+ */
+function deferClientTimeoutToUpstream (request: AnyRequest, reply: AnyReply, done: HookHandlerDoneFunction): void {
+  const res = reply.raw as ServerResponse
+  res.on('timeout', (socket: Socket) => {
+    const immichHasTheTurn = !res.headersSent && (res.req.complete || res.req.isPaused())
+    if (immichHasTheTurn && socket.timeout !== undefined) socket.setTimeout(socket.timeout)
+    else socket.destroy()
+  })
+  done()
+}
+
 /** @fastify/http-proxy options shared by every route that forwards to Immich. */
 export function httpProxyOptions (opts: UpstreamOptions, dispatcher: Dispatcher): FastifyHttpProxyOptions {
   return {
@@ -102,6 +122,7 @@ export function httpProxyOptions (opts: UpstreamOptions, dispatcher: Dispatcher)
     disableRequestLogging: true,
     // mirrors nginx `proxy_redirect off`
     internalRewriteLocationHeader: false,
+    preHandler: deferClientTimeoutToUpstream,
     replyOptions: {
       rewriteRequestHeaders: upstreamRequestHeaders,
       rewriteHeaders: clientResponseHeaders,
