@@ -2,17 +2,37 @@
 // (shared/DESIGN.md): each plugin's hooks run in this order for every request and upgrade.
 import type { FastifyPluginAsync } from 'fastify'
 import { METHODS } from 'node:http'
-import type { Config } from './config.js'
 import underPressure from '@fastify/under-pressure'
-import tls from '../plugins/tls.js'
+import type { Config } from './config.js'
+import tls, { type TlsOptions } from '../plugins/tls.js'
 import forwardedHeaders from '../plugins/forwarded-headers.js'
-import accessKey from '../plugins/access-key.js'
+import accessKey, { type AccessKeyOptions } from '../plugins/access-key.js'
 import bodyLimit from '../plugins/body-limit.js'
 import wellKnown from '../plugins/well-known.js'
 import websocket from '../plugins/websocket.js'
 import proxy from '../plugins/proxy.js'
+import httpsRedirect from '../plugins/https-redirect.js'
 
-export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' | 'trustProxy' | 'accessKeys'>
+export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' | 'trustProxy' | 'accessKeys'> &
+  Partial<Pick<Config, 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge'>> & {
+    /** The certificate the HTTPS listener was created with, and its files to watch for renewal. */
+    certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles'>
+  }
+
+function accessKeyOptions (opts: AppOptions): AccessKeyOptions {
+  return {
+    accessKeys: opts.accessKeys,
+    accessKeyFile: opts.accessKeyFile,
+    failureLimit: opts.accessKeyMaxFailures === 0
+      ? false
+      : {
+          maxFailures: opts.accessKeyMaxFailures ?? 10,
+          windowMs: opts.accessKeyFailureWindow ?? 600_000,
+          cooldownMs: opts.accessKeyCooldown ?? 900_000
+        },
+    cookieMaxAge: opts.accessKeyCookieMaxAge
+  }
+}
 
 const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   // "every method reaches Immich": Fastify 5 routes only the common methods unless told, and
@@ -20,18 +40,31 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   for (const method of METHODS) {
     if (method !== 'CONNECT' && !fastify.supportedMethods.includes(method)) fastify.addHttpMethod(method, { hasBody: true })
   }
+
   const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout }
   // Load shedding: a new request gets 503 + Retry-After while the event loop lags by more than a
   // second; requests and tunnels already running are untouched. No status route: every path on
   // this host belongs to Immich.
   await fastify.register(underPressure, { maxEventLoopDelay: 1000, retryAfter: 10, exposeStatusRoute: false })
-  await fastify.register(tls)
+  await fastify.register(tls, { ...opts.certificate, hsts: opts.hsts })
   await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
-  await fastify.register(accessKey, { accessKeys: opts.accessKeys })
+  await fastify.register(accessKey, accessKeyOptions(opts))
   await fastify.register(bodyLimit, { bodyLimit: opts.bodyLimit })
   await fastify.register(wellKnown, upstream)
   await fastify.register(websocket, upstream)
   await fastify.register(proxy, upstream)
+}
+
+/**
+ * The plain-HTTP listener beside HTTPS (HTTP_PORT): the same guards, `/.well-known/immich`
+ * proxied, everything else redirected to HTTPS.
+ */
+export const redirectApp: FastifyPluginAsync<AppOptions & { httpsPort: number }> = async (fastify, opts) => {
+  await fastify.register(tls, { hsts: false })
+  await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
+  await fastify.register(accessKey, accessKeyOptions(opts))
+  await fastify.register(wellKnown, { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout })
+  await fastify.register(httpsRedirect, { httpsPort: opts.httpsPort })
 }
 
 export default app

@@ -1,12 +1,11 @@
 // Real parts for every test: an upstream HTTP server on 127.0.0.1:0 standing in for Immich, and
-// the proxy built exactly as src/server.ts builds it, listening on 127.0.0.1:0.
-import Fastify, { type FastifyInstance } from 'fastify'
+// the proxy built exactly as src/server.ts builds it (src/build.ts), listening on 127.0.0.1:0.
+import type { FastifyInstance } from 'fastify'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Test } from 'tap'
-import app from '../src/app.js'
+import { buildServer } from '../src/build.js'
 import { parseConfig } from '../src/config.js'
-import { serverOptions } from '../src/server-options.js'
 
 export interface Upstream {
   server: Server
@@ -46,12 +45,11 @@ export interface Proxy {
  */
 export async function startProxy (t: Test, upstream: string, env: Record<string, string> = {}): Promise<Proxy> {
   const config = parseConfig({ UPSTREAM_URL: upstream, LOG_LEVEL: 'silent', ...env })
-  const server = Fastify(serverOptions(config))
-  await server.register(app, config)
+  const server = await buildServer(config)
   await server.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => server.close())
   const port = (server.server.address() as AddressInfo).port
-  return { app: server, url: `http://127.0.0.1:${port}`, port }
+  return { app: server, url: `${config.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`, port }
 }
 
 /** Reads a whole stream into a string (for small test bodies only). */

@@ -1,0 +1,64 @@
+// Builds the listeners from the configuration: what src/server.ts runs and what the tests start.
+import Fastify, { type FastifyHttp2SecureOptions, type FastifyHttpsOptions, type FastifyInstance } from 'fastify'
+import type { Http2SecureServer } from 'node:http2'
+import type { Server as HttpsServer } from 'node:https'
+import { hostname, networkInterfaces } from 'node:os'
+import type { Server } from 'node:http'
+import app, { redirectApp } from './app.js'
+import type { Config } from './config.js'
+import { serverOptions } from './server-options.js'
+import {
+  TLS_CONTEXT_OPTIONS, loadCertificatePair, selfSignedPair, type CertificateFiles, type CertificatePair
+} from '../plugins/lib/certificates.js'
+
+/** Names a LAN user may type: this machine's name, localhost and every address it has. */
+function selfSignedNames (): string[] {
+  const addresses = Object.values(networkInterfaces()).flat().map(info => info?.address).filter(address => address !== undefined)
+  return [...new Set(['localhost', hostname(), ...addresses])]
+}
+
+async function certificateFor (config: Config): Promise<{ pair: CertificatePair, files?: CertificateFiles } | undefined> {
+  if (config.tls === undefined) return undefined
+  if (config.tls.selfSigned) return { pair: await selfSignedPair(selfSignedNames()) }
+  const files = { certFile: config.tls.certFile, keyFile: config.tls.keyFile }
+  return { pair: loadCertificatePair(files), files }
+}
+
+/**
+ * The main listener: plain HTTP, or HTTPS (HTTP/2 with HTTP/1.1 fallback unless HTTP2=false).
+ * Throws CertificateError (naming TLS_CERT_FILE or TLS_KEY_FILE) for a pair that cannot serve.
+ */
+export async function buildServer (config: Config): Promise<FastifyInstance> {
+  const certificate = await certificateFor(config)
+  const base = serverOptions(config)
+  const https = certificate === undefined
+    ? undefined
+    : { ...TLS_CONTEXT_OPTIONS, cert: certificate.pair.cert, key: certificate.pair.key, allowHTTP1: true }
+  // Fastify's typings give an http2 server a different instance type; the app is written for
+  // both (the plugins read only what HTTP/1.1 and HTTP/2 requests share).
+  let server: FastifyInstance
+  if (https === undefined) server = Fastify(base)
+  else if (config.http2) server = Fastify({ ...base, http2: true, https } as FastifyHttp2SecureOptions<Http2SecureServer>) as unknown as FastifyInstance
+  else server = Fastify({ ...base, https } as FastifyHttpsOptions<HttpsServer>) as unknown as FastifyInstance
+
+  // An http2 server with allowHTTP1 keeps Node's HTTP/1.1 defaults for its HTTP/1.1 clients,
+  // among them a 300 s requestTimeout that would cut long uploads: the same settings as the
+  // plain server, set here because Fastify passes them only to http.createServer.
+  const node = server.server as Server
+  node.requestTimeout = 0
+  node.keepAliveTimeout = base.keepAliveTimeout ?? 75_000
+
+  await server.register(app, { ...config, certificate: certificate === undefined ? undefined : { certificate: certificate.pair, certificateFiles: certificate.files } })
+  if (config.tls?.selfSigned === true) {
+    server.log.warn('TLS_SELF_SIGNED: serving a generated certificate; browsers and the mobile app will warn. Use real certificates (TLS_CERT_FILE/TLS_KEY_FILE) beyond a first try')
+  }
+  return server
+}
+
+/** The plain-HTTP listener on HTTP_PORT, or undefined when it is not configured. */
+export async function buildRedirectServer (config: Config): Promise<FastifyInstance | undefined> {
+  if (config.httpPort === undefined) return undefined
+  const server = Fastify(serverOptions(config))
+  await server.register(redirectApp, { ...config, hsts: false, httpsPort: config.httpsRedirectPort })
+  return server
+}
