@@ -1,5 +1,5 @@
 // Builds the listeners from the configuration: what src/server.ts runs and what the tests start.
-import Fastify, { type FastifyHttp2SecureOptions, type FastifyHttpsOptions, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyHttp2SecureOptions, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Http2SecureServer } from 'node:http2'
 import type { Server as HttpsServer } from 'node:https'
 import { hostname, networkInterfaces } from 'node:os'
@@ -17,6 +17,20 @@ function selfSignedNames (): string[] {
   return [...new Set(['localhost', hostname(), ...addresses])]
 }
 
+export interface BuildOptions {
+  /**
+   * Where the pino log lines go. Default: stdout, what `docker logs` shows. An embedder (or a
+   * test reading what an operator would read) passes its own writable.
+   */
+  logStream?: NodeJS.WritableStream
+}
+
+function optionsFor (config: Config, build: BuildOptions): FastifyServerOptions {
+  const base = serverOptions(config)
+  if (build.logStream === undefined) return base
+  return { ...base, logger: { level: config.logLevel, stream: build.logStream } }
+}
+
 async function certificateFor (config: Config): Promise<{ pair: CertificatePair, files?: CertificateFiles } | undefined> {
   if (config.tls === undefined) return undefined
   if (config.tls.selfSigned) return { pair: await selfSignedPair(selfSignedNames()) }
@@ -28,9 +42,9 @@ async function certificateFor (config: Config): Promise<{ pair: CertificatePair,
  * The main listener: plain HTTP, or HTTPS (HTTP/2 with HTTP/1.1 fallback unless HTTP2=false).
  * Throws CertificateError (naming TLS_CERT_FILE or TLS_KEY_FILE) for a pair that cannot serve.
  */
-export async function buildServer (config: Config): Promise<FastifyInstance> {
+export async function buildServer (config: Config, build: BuildOptions = {}): Promise<FastifyInstance> {
   const certificate = await certificateFor(config)
-  const base = serverOptions(config)
+  const base = optionsFor(config, build)
   const https = certificate === undefined
     ? undefined
     : { ...TLS_CONTEXT_OPTIONS, cert: certificate.pair.cert, key: certificate.pair.key, allowHTTP1: true }
@@ -56,9 +70,9 @@ export async function buildServer (config: Config): Promise<FastifyInstance> {
 }
 
 /** The plain-HTTP listener on HTTP_PORT, or undefined when it is not configured. */
-export async function buildRedirectServer (config: Config): Promise<FastifyInstance | undefined> {
+export async function buildRedirectServer (config: Config, build: BuildOptions = {}): Promise<FastifyInstance | undefined> {
   if (config.httpPort === undefined) return undefined
-  const server = Fastify(serverOptions(config))
+  const server = Fastify(optionsFor(config, build))
   await server.register(redirectApp, { ...config, hsts: false, httpsPort: config.httpsRedirectPort })
   return server
 }

@@ -147,6 +147,41 @@ export const EnvSchema = Type.Object({
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
     examples: ['30d']
   }),
+  ADMIN_HOST: Type.String({
+    default: '127.0.0.1',
+    pattern: '^\\S+$',
+    description: 'address of the admin listener (health, readiness, metrics); loopback keeps it private',
+    hint: 'a host name or address',
+    examples: ['127.0.0.1']
+  }),
+  ADMIN_PORT: Type.String({
+    default: '9090',
+    pattern: '^([0-9]{1,5}|off)$',
+    description: 'port of the admin listener: /livez, /readyz, /metrics; off: none',
+    hint: 'a port number from 1 to 65535, or off',
+    examples: ['9090']
+  }),
+  SHUTDOWN_TIMEOUT: Type.String({
+    default: '30s',
+    pattern: DURATION_PATTERN,
+    description: 'on SIGTERM/SIGINT, how long requests in flight (uploads) may take to finish before the process exits',
+    hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
+    examples: ['30s']
+  }),
+  LOAD_SHED_EVENT_LOOP_DELAY: Type.String({
+    default: '1s',
+    pattern: DURATION_PATTERN,
+    description: 'new requests get 503 + Retry-After while the event loop lags more than this; 0 = never',
+    hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
+    examples: ['1s']
+  }),
+  LOAD_SHED_MEMORY: Type.String({
+    default: '0',
+    pattern: SIZE_PATTERN,
+    description: 'new requests get 503 + Retry-After while the process RSS is above this, nginx size syntax; 0 = never',
+    hint: 'a size in nginx syntax (bytes, or a number with k, m or g; 0 = no limit)',
+    examples: ['1g']
+  }),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map(level => Type.Literal(level)), {
     default: 'info',
     description: `pino log level: ${LOG_LEVELS.join(', ')}`,
@@ -285,6 +320,11 @@ export function parseConfig (env: Record<string, string | undefined>) {
     accessKeyFailureWindow: convert('ACCESS_KEY_FAILURE_WINDOW', duration),
     accessKeyCooldown: convert('ACCESS_KEY_COOLDOWN', duration),
     accessKeyCookieMaxAge: convert('ACCESS_KEY_COOKIE_MAX_AGE', lifetime),
+    adminHost: raw.ADMIN_HOST,
+    adminPort: raw.ADMIN_PORT === 'off' ? undefined : convert('ADMIN_PORT', port),
+    shutdownTimeout: convert('SHUTDOWN_TIMEOUT', duration),
+    loadShedEventLoopDelay: convert('LOAD_SHED_EVENT_LOOP_DELAY', duration),
+    loadShedMemory: convert('LOAD_SHED_MEMORY', size),
     logLevel: raw.LOG_LEVEL
   }
   if (!problems.has('HTTP_PORT') && config.httpPort !== undefined && config.httpPort === config.port) {

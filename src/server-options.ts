@@ -1,7 +1,24 @@
 // Options that exist only when the Fastify server is created (src/server.ts); tests build their
 // servers with the same function so that they run what users run.
-import type { FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+
+// Nothing the proxy logs carries these, but an error serializer or a future debug line might:
+// pino removes them wherever they appear.
+const SECRET_PATHS = [
+  'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'req.headers["x-access-key"]',
+  'req.headers["x-immich-user-token"]', 'req.headers["x-immich-session-token"]', 'res.headers["set-cookie"]',
+  'headers.authorization', 'headers.cookie', 'headers["x-api-key"]', 'headers["x-access-key"]', 'headers["set-cookie"]'
+]
+
+/** JSON lines for machines; readable lines when a person watches the terminal. */
+export function loggerOptions (config: Config, tty = process.stdout.isTTY === true): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    redact: { paths: SECRET_PATHS, censor: '[REDACTED]' },
+    ...(tty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard', ignore: 'pid,hostname' } } } : {})
+  }
+}
 
 /**
  * Server options that Immich traffic needs. Node's defaults would cut long transfers (a 300 s
@@ -9,7 +26,9 @@ import type { Config } from './config.js'
  */
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
-    logger: { level: config.logLevel },
+    logger: loggerOptions(config),
+    // one access-log line per request comes from plugins/access-log.ts instead of Fastify's two
+    logController: new LogController({ disableRequestLogging: true }),
     // an idle socket (no byte either way) is closed after PROXY_TIMEOUT, like nginx send_timeout
     // and client_body_timeout; a transfer that keeps moving is never cut. Silence that is
     // Immich's is left to the proxy's upstream timers, which answer 504 (plugins/lib/upstream.ts)

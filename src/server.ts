@@ -5,6 +5,8 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError, parseConfig, type Config } from './config.js'
 import { buildRedirectServer, buildServer } from './build.js'
+import { buildAdminServer } from './admin.js'
+import { helpText } from './help.js'
 import { CertificateError } from '../plugins/lib/certificates.js'
 
 function fail (message: string): never {
@@ -21,12 +23,16 @@ function startupProblem (error: unknown, config: Config): string | undefined {
     return `ACCESS_KEY_FILE=${JSON.stringify(path)} cannot be read (${code}), e.g. ACCESS_KEY_FILE=/run/secrets/immich_access_keys`
   }
   if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-    return `cannot listen (${code}) on ${(error as Error).message.split(' ').pop() ?? ''}; check HOST, PORT and HTTP_PORT`
+    return `cannot listen (${code}) on ${(error as Error).message.split(' ').pop() ?? ''}; check HOST, PORT, HTTP_PORT and ADMIN_PORT`
   }
   return undefined
 }
 
-export async function start (env: Record<string, string | undefined>): Promise<void> {
+export async function start (env: Record<string, string | undefined>, args: string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(helpText())
+    return
+  }
   let config: Config
   try {
     config = parseConfig(env)
@@ -41,16 +47,30 @@ export async function start (env: Record<string, string | undefined>): Promise<v
     servers.push(main)
     const redirect = await buildRedirectServer(config)
     if (redirect !== undefined) servers.push(redirect)
+    let closing = false
+    const admin = config.adminPort === undefined
+      ? undefined
+      : await buildAdminServer(config, { busy: () => closing || (main as { isUnderPressure?: () => boolean }).isUnderPressure?.() === true })
 
-    closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    // One shutdown path for signals and fatal errors: stop accepting, let requests in flight
+    // (uploads) finish for up to SHUTDOWN_TIMEOUT, end the WebSocket tunnels, then exit.
+    // close-with-grace exits with code 1 if the drain outlives the delay.
+    closeWithGrace({ delay: config.shutdownTimeout }, async ({ signal, err }) => {
+      closing = true
       if (err !== undefined) main.log.error({ err }, 'closing after an error')
-      else main.log.info({ signal }, 'closing')
-      await Promise.all(servers.map(server => server.close()))
+      else main.log.info({ signal }, 'closing: no new connections; waiting for requests in flight')
+      await Promise.all(servers.map(async server => await server.close()))
+      await admin?.close()
+      main.log.info('closed')
     })
 
     await main.listen({ host: config.host, port: config.port })
     if (redirect !== undefined && config.httpPort !== undefined) {
       await redirect.listen({ host: config.host, port: config.httpPort })
+    }
+    if (admin !== undefined && config.adminPort !== undefined) {
+      servers.push(admin)
+      await admin.listen({ host: config.adminHost, port: config.adminPort })
     }
   } catch (error) {
     const problem = startupProblem(error, config)
@@ -60,4 +80,4 @@ export async function start (env: Record<string, string | undefined>): Promise<v
   }
 }
 
-await start(process.env)
+await start(process.env, process.argv.slice(2))

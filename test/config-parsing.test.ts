@@ -32,6 +32,11 @@ t.test('defaults: the reference configs, with nothing set', async t => {
     accessKeyFailureWindow: 600_000,
     accessKeyCooldown: 900_000,
     accessKeyCookieMaxAge: 30 * 24 * 3600 * 1000,
+    adminHost: '127.0.0.1',
+    adminPort: 9090,
+    shutdownTimeout: 30_000,
+    loadShedEventLoopDelay: 1000,
+    loadShedMemory: 0,
     logLevel: 'info'
   })
   t.same(parseConfig({ PORT: '', BODY_LIMIT: '  ', LOG_LEVEL: '' }), parseConfig({}), 'empty or blank means default (docker env files write VAR=)')

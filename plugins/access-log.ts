@@ -1,0 +1,118 @@
+// One log line per request (and, from the WebSocket tunnel, per WebSocket), in place of
+// Fastify's two: what an operator greps for — method, path, status, bytes each way, duration,
+// client address and the time Immich took. Secrets never appear: no headers are logged, and
+// key-like query parameters (Immich share links carry `key`, some clients `token`) are masked.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Socket } from 'node:net'
+import { requestDone, requestStarted, type RequestDone } from './lib/events.js'
+
+export interface AccessLogOptions {
+  /** false: publish the figures to the metrics but write no log line. Default true. */
+  log?: boolean
+}
+
+const SECRET_PARAMETER = /^(key|token|access_?key|api_?key|apikey|password|secret|sig|signature|session|sessionkey|auth.*)$/i
+
+/** The request path with the values of key-like query parameters replaced by [REDACTED]. */
+export function redactedPath (url: string): string {
+  const query = url.indexOf('?')
+  if (query === -1) return url
+  const masked = url.slice(query + 1).split('&').map(pair => {
+    const equals = pair.indexOf('=')
+    const name = equals === -1 ? pair : pair.slice(0, equals)
+    let decoded = name
+    try {
+      decoded = decodeURIComponent(name)
+    } catch {}
+    return equals !== -1 && SECRET_PARAMETER.test(decoded) ? `${name}=[REDACTED]` : pair
+  })
+  return `${url.slice(0, query)}?${masked.join('&')}`
+}
+
+interface Stats {
+  socket?: CountedSocket
+  socketRead: number
+  socketWritten: number
+  handedToImmich?: bigint
+  immichAnswered?: bigint
+}
+
+const kStats = Symbol('immich-proxy.accessLog')
+type Observed = FastifyRequest & { [kStats]?: Stats }
+
+// Where the previous request on a keep-alive connection ended: its body (and the next request's
+// head) were read before this request's onRequest, so the socket's counters at that moment are
+// already past what this request's own bytes begin with.
+const kCountedTo = Symbol('immich-proxy.countedTo')
+type CountedSocket = Socket & { [kCountedTo]?: { read: number, written: number } }
+
+function hasBody (request: FastifyRequest): boolean {
+  const length = request.headers['content-length']
+  return length !== undefined ? length !== '0' : request.headers['transfer-encoding'] !== undefined
+}
+
+function ms (from: bigint, to: bigint): number {
+  return Number(to - from) / 1e6
+}
+
+export default fp<AccessLogOptions>(async function accessLog (fastify, opts) {
+  const writeLog = opts.log ?? true
+
+  function finish (request: Observed, reply: FastifyReply): void {
+    const stats = request[kStats] as Stats
+    const socket = stats.socket
+    const http2 = request.raw.httpVersionMajor === 2
+    if (socket !== undefined) socket[kCountedTo] = { read: socket.bytesRead, written: socket.bytesWritten }
+    // HTTP/1.1 requests on a connection follow one another, so the socket's counters tell this
+    // request's bytes (headers included); HTTP/2 streams share one socket, so the declared
+    // lengths are the best figure there.
+    const bytesIn = !http2 && socket !== undefined ? socket.bytesRead - stats.socketRead : Number(request.headers['content-length'] ?? 0)
+    const bytesOut = !http2 && socket !== undefined ? socket.bytesWritten - stats.socketWritten : Number(reply.getHeader('content-length') ?? 0)
+    const done: RequestDone = {
+      method: request.method,
+      statusCode: reply.raw.headersSent ? reply.statusCode : 0,
+      hasBody: hasBody(request),
+      bytesIn,
+      bytesOut,
+      durationMs: reply.elapsedTime,
+      upstreamMs: stats.handedToImmich !== undefined && stats.immichAnswered !== undefined ? ms(stats.handedToImmich, stats.immichAnswered) : undefined
+    }
+    if (requestDone.hasSubscribers) requestDone.publish(done)
+    if (writeLog) {
+      request.log.info({
+        method: done.method,
+        path: redactedPath(request.url),
+        status: done.statusCode,
+        bytesIn,
+        bytesOut,
+        durationMs: Math.round(done.durationMs * 10) / 10,
+        upstreamMs: done.upstreamMs === undefined ? undefined : Math.round(done.upstreamMs * 10) / 10,
+        client: request.forwardedHeaders?.['x-real-ip'] ?? request.ip,
+        aborted: !reply.raw.writableFinished || undefined
+      }, 'request')
+    }
+  }
+
+  fastify.addHook('onRequest', (request: Observed, reply, done) => {
+    const socket = request.raw.socket as CountedSocket | undefined
+    const from = socket?.[kCountedTo]
+    request[kStats] = { socket, socketRead: from?.read ?? 0, socketWritten: from?.written ?? 0 }
+    if (requestStarted.hasSubscribers) requestStarted.publish({ hasBody: hasBody(request) })
+    // 'close' fires however the exchange ends (finished, aborted by either side, hijacked
+    // upgrade closing), where onResponse misses aborted requests
+    reply.raw.once('close', () => finish(request, reply))
+    done()
+  })
+
+  fastify.addHook('preHandler', (request: Observed, reply, done) => {
+    (request[kStats] as Stats).handedToImmich = process.hrtime.bigint()
+    done()
+  })
+
+  fastify.addHook('onSend', (request: Observed, reply, payload, done) => {
+    const stats = request[kStats]
+    if (stats?.handedToImmich !== undefined) stats.immichAnswered = process.hrtime.bigint()
+    done(null, payload)
+  })
+}, { name: 'immich-proxy-access-log', fastify: '5.x' })

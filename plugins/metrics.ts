@@ -1,0 +1,65 @@
+// Prometheus metrics, served on the admin listener (never on the proxied host, where /metrics
+// would shadow an Immich path). Fed by the diagnostics channels in lib/events.ts.
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import type { AccessKeyRefused, RequestDone, RequestStarted, WebSocketClosed } from './lib/events.js'
+
+export interface MetricsOptions {
+  /** Where the metrics are kept. Default: a new registry, with Node's process metrics. */
+  registry?: Registry
+}
+
+function statusClass (statusCode: number): string {
+  return statusCode === 0 ? 'aborted' : `${Math.floor(statusCode / 100)}xx`
+}
+
+export default fp<MetricsOptions>(async function metrics (fastify, opts) {
+  const registry = opts.registry ?? new Registry()
+  if (opts.registry === undefined) collectDefaultMetrics({ register: registry, prefix: 'immich_proxy_' })
+  const registers = [registry]
+
+  const requests = new Counter({ name: 'immich_proxy_requests_total', help: 'Requests answered, by status class (aborted: no response was sent)', labelNames: ['status_class'], registers })
+  const bytesIn = new Counter({ name: 'immich_proxy_received_bytes_total', help: 'Bytes received from clients (HTTP/1.1 including headers; WebSocket traffic included)', registers })
+  const bytesOut = new Counter({ name: 'immich_proxy_sent_bytes_total', help: 'Bytes sent to clients (HTTP/1.1 including headers; WebSocket traffic included)', registers })
+  const uploads = new Gauge({ name: 'immich_proxy_uploads_in_flight', help: 'Requests with a body still in progress', registers })
+  const websockets = new Gauge({ name: 'immich_proxy_websockets_open', help: 'WebSockets currently tunnelled to Immich', registers })
+  const upstream = new Histogram({
+    name: 'immich_proxy_upstream_response_seconds',
+    help: 'Time from handing a request to Immich to its response headers',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600],
+    registers
+  })
+  const refusals = new Counter({ name: 'immich_proxy_access_key_refusals_total', help: 'Requests refused by the access key guard, by reason', labelNames: ['reason'], registers })
+
+  const handlers: Record<string, (message: unknown) => void> = {
+    'immich-proxy:request-started': message => {
+      if ((message as RequestStarted).hasBody) uploads.inc()
+    },
+    'immich-proxy:request-done': message => {
+      const done = message as RequestDone
+      if (done.hasBody) uploads.dec()
+      requests.inc({ status_class: statusClass(done.statusCode) })
+      bytesIn.inc(done.bytesIn)
+      bytesOut.inc(done.bytesOut)
+      if (done.upstreamMs !== undefined) upstream.observe(done.upstreamMs / 1000)
+    },
+    'immich-proxy:websocket-opened': () => websockets.inc(),
+    'immich-proxy:websocket-closed': message => {
+      const closed = message as WebSocketClosed
+      websockets.dec()
+      bytesIn.inc(closed.bytesFromClient)
+      bytesOut.inc(closed.bytesToClient)
+    },
+    'immich-proxy:access-key-refused': message => refusals.inc({ reason: (message as AccessKeyRefused).reason })
+  }
+  for (const [name, handler] of Object.entries(handlers)) subscribe(name, handler)
+  fastify.addHook('onClose', async () => {
+    for (const [name, handler] of Object.entries(handlers)) unsubscribe(name, handler)
+  })
+
+  fastify.get('/metrics', async (request, reply) => {
+    reply.type(registry.contentType)
+    return await registry.metrics()
+  })
+}, { name: 'immich-proxy-metrics', fastify: '5.x' })
