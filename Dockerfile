@@ -18,4 +18,6 @@ COPY package.json ./
 USER node
 EXPOSE 8080
 # node is PID 1: it handles SIGTERM itself (close-with-grace in src/server.ts)
-CMD ["node", "dist/src/server.js"]
+# a small young generation: buffers of finished chunks are freed before they pile up (peak
+# RSS of a 4 GiB download: 136 MB instead of 155-182 MB)
+CMD ["node", "--max-semi-space-size=1", "dist/src/server.js"]

@@ -2,9 +2,10 @@
 // counted on the way. A declared Content-Length over the limit is refused before the handler
 // runs, so not a byte reaches Immich; a chunked body is cut the moment it crosses the limit.
 // (Fastify's own bodyLimit does not apply: the proxy's catch-all parser hands the raw stream on.)
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
-import { Transform, type TransformCallback } from 'node:stream'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
 
 export interface BodyLimitOptions {
   /** Largest request body in bytes; 0 = no limit. Default 50000 MiB, the reference configs' value. */
@@ -26,19 +27,49 @@ class ByteCounter extends Transform {
   }
 }
 
+/** `payload` counted on its way out; the client leaving midway ends the count too. */
+function counted (payload: Readable, limit: number): Readable {
+  const counter = new ByteCounter(limit)
+  // pipe() does not pass on the client going away: without this the upstream request would wait
+  // for the rest of a body that never comes. A counter closed before its end aborts it.
+  payload.once('close', () => { if (!payload.readableEnded) counter.destroy() })
+  return payload.pipe(counter)
+}
+
 export default fp<BodyLimitOptions>(async function bodyLimit (fastify, opts) {
   const limit = opts.bodyLimit ?? 50000 * 1024 * 1024
   if (limit === 0) return
 
+  const declaredOverLimit = (headers: IncomingHttpHeaders): boolean =>
+    headers['content-length'] !== undefined && Number(headers['content-length']) > limit
+
+  // Node answers `Expect: 100-continue` itself before any hook runs, inviting a body that is
+  // about to be refused. With a listener, Node leaves the interim answer to us: it is withheld
+  // from a request whose declared length is over the limit, so the client (curl, for one) sends
+  // only headers and gets the 413; Node closes such a connection after the final answer.
+  // A listener someone else installed keeps the job (two would hand every request on twice).
+  const server = fastify.server
+  if (server.listenerCount('checkContinue') === 0) {
+    const checkContinue = (req: IncomingMessage, res: ServerResponse): void => {
+      if (!declaredOverLimit(req.headers)) res.writeContinue()
+      server.emit('request', req, res)
+    }
+    server.on('checkContinue', checkContinue)
+    fastify.addHook('onClose', async () => { server.off('checkContinue', checkContinue) })
+  }
+
   fastify.addHook('onRequest', (request, reply, done) => {
-    const declared = request.headers['content-length']
-    done(declared !== undefined && Number(declared) > limit ? new BodyTooLargeError(limit) : undefined)
+    if (!declaredOverLimit(request.headers)) return done()
+    // Without `Connection: close` Node would read the whole refused body (gigabytes, maybe)
+    // before the connection could carry another request; HTTP/2 ends just the stream.
+    if (request.raw.httpVersionMajor === 1) reply.header('connection', 'close')
+    done(new BodyTooLargeError(limit))
   })
 
   // Only a body without Content-Length needs counting: Node's parser already stops a declared
   // one at its length, and the onRequest check above has compared that length with the limit.
   fastify.addHook('preParsing', (request, reply, payload, done) => {
     if (request.headers['content-length'] !== undefined) return done(null, payload)
-    done(null, payload.pipe(new ByteCounter(limit)))
+    done(null, counted(payload, limit))
   })
 }, { name: 'immich-proxy-body-limit', fastify: '5.x' })

@@ -12,6 +12,10 @@ export default fp<ProxyOptions>(async function proxy (fastify, opts) {
 
   // every method Node parses and Fastify routes, not only http-proxy's default seven
   const methods = fastify.supportedMethods.filter(method => method !== 'CONNECT')
+  // Fastify's own text/plain parser would read such a body whole (capped at its 1 MiB bodyLimit,
+  // whatever BODY_LIMIT says) and re-encode it as UTF-8; http-proxy replaces only the JSON and
+  // catch-all parsers. Without it, text/plain streams through the catch-all like any body.
+  fastify.removeContentTypeParser('text/plain')
   await fastify.register(httpProxy, { ...httpProxyOptions(opts, dispatcher), httpMethods: methods })
 }, {
   name: 'immich-proxy-proxy',

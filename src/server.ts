@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // Entry point: read the environment once, build the listeners, listen, and shut down through
 // one path.
 import closeWithGrace from 'close-with-grace'

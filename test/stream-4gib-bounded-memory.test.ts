@@ -1,0 +1,76 @@
+import t from 'tap'
+import { Client } from 'undici'
+import { startUpstream } from './helper.js'
+import { Digest, buildProxy, digestOf, generatedBody, peakResidentBytes, startBuiltProxy } from './helpers/bodies.js'
+
+// Bodies are made, sent and hashed on the fly on both sides: neither the test nor the proxy
+// ever holds 4 GiB. The proxy runs in its own process (built as `npm run build` builds it) so
+// that its peak RSS is its own.
+const SIZE = 4 * 1024 ** 3
+const MB = 1000 * 1000
+const PEAK_RSS_LIMIT = 150 * MB
+
+const serverJs = await buildProxy(t)
+
+t.test('a 4 GiB upload with Content-Length streams through intact in under 150 MB', async t => {
+  const upstream = await startUpstream(t, (req, res) => {
+    const received = new Digest()
+    req.on('data', (chunk: Buffer) => received.update(chunk))
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({
+        bytes: received.bytes,
+        sha1: received.sha1(),
+        contentLength: req.headers['content-length'] ?? null,
+        transferEncoding: req.headers['transfer-encoding'] ?? null
+      }))
+    })
+  })
+  const proxy = await startBuiltProxy(t, serverJs, upstream.url)
+  const client = new Client(proxy.url)
+  t.teardown(() => client.close())
+
+  const sent = new Digest()
+  const started = process.hrtime.bigint()
+  const res = await client.request({
+    method: 'POST',
+    path: '/api/assets',
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(SIZE) },
+    body: generatedBody(SIZE, sent)
+  })
+  const answer = await res.body.json() as Record<string, unknown>
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const peak = await peakResidentBytes(proxy.pid)
+
+  t.equal(res.statusCode, 200)
+  t.equal(sent.bytes, SIZE)
+  t.same(answer, { bytes: SIZE, sha1: sent.sha1(), contentLength: String(SIZE), transferEncoding: null },
+    'Immich got every byte, in order, with the Content-Length the client declared')
+  t.ok(peak < PEAK_RSS_LIMIT, `proxy peak RSS ${(peak / MB).toFixed(1)} MB stays under 150 MB`)
+  t.comment(`upload 4 GiB: ${(SIZE / MB / seconds).toFixed(0)} MB/s, proxy peak RSS ${(peak / MB).toFixed(1)} MB`)
+})
+
+t.test('a 4 GiB download streams through intact in under 150 MB', async t => {
+  const served = new Digest()
+  const upstream = await startUpstream(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(SIZE) })
+    generatedBody(SIZE, served).pipe(res)
+  })
+  const proxy = await startBuiltProxy(t, serverJs, upstream.url)
+  const client = new Client(proxy.url)
+  t.teardown(() => client.close())
+
+  const started = process.hrtime.bigint()
+  const res = await client.request({ method: 'GET', path: '/api/assets/4b1d/original' })
+  const received = await digestOf(res.body)
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const peak = await peakResidentBytes(proxy.pid)
+
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['content-length'], String(SIZE), 'Content-Length reaches the client')
+  t.equal(served.bytes, SIZE)
+  t.equal(received.bytes, SIZE, 'every byte arrives')
+  t.equal(received.sha1(), served.sha1(), 'in order, unchanged')
+  t.ok(peak < PEAK_RSS_LIMIT, `proxy peak RSS ${(peak / MB).toFixed(1)} MB stays under 150 MB`)
+  t.comment(`download 4 GiB: ${(SIZE / MB / seconds).toFixed(0)} MB/s, proxy peak RSS ${(peak / MB).toFixed(1)} MB`)
+})
