@@ -8,6 +8,7 @@ export function helpText (): string {
     '',
     'Usage: immich-proxy            (settings come from the environment)',
     '       immich-proxy --help',
+    '       immich-proxy --healthcheck   (exit 0 when the running proxy\'s admin listener answers)',
     '',
     'Settings (environment variables, default in brackets):'
   ]

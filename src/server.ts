@@ -28,6 +28,21 @@ function startupProblem (error: unknown, config: Config): string | undefined {
   return undefined
 }
 
+/**
+ * `--healthcheck`, the container's HEALTHCHECK: exit 0 when this process's admin listener says
+ * it is alive. Liveness, not readiness: Immich still starting must not mark the proxy unhealthy.
+ */
+async function healthcheck (config: Config): Promise<never> {
+  if (config.adminPort === undefined) fail('--healthcheck needs the admin listener; ADMIN_PORT is off')
+  const host = config.adminHost === '0.0.0.0' || config.adminHost === '::' ? '127.0.0.1' : config.adminHost
+  try {
+    const response = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${config.adminPort}/livez`, { signal: AbortSignal.timeout(4000) })
+    process.exit(response.ok ? 0 : 1)
+  } catch (error) {
+    fail(`health check failed: ${(error as Error).message}`)
+  }
+}
+
 export async function start (env: Record<string, string | undefined>, args: string[]): Promise<void> {
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(helpText())
@@ -40,6 +55,7 @@ export async function start (env: Record<string, string | undefined>, args: stri
     if (error instanceof ConfigError) fail(error.message)
     throw error
   }
+  if (args.includes('--healthcheck')) await healthcheck(config)
 
   const servers: FastifyInstance[] = []
   try {
