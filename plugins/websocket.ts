@@ -3,11 +3,15 @@
 // registered before this plugin (forwarded headers, access key) run for them exactly as for any
 // request; the route handler of the proxy is then swapped for the tunnel (lib/websocket-tunnel.ts).
 // Why a tunnel and not @fastify/websocket's terminate-and-bridge: see README, "Design notes".
+// Only WebSocket handshakes are tunnelled. Any other offer (curl --http2 asks for `Upgrade: h2c`
+// on every plain-http request, uploads included) is declined, as RFC 9110 §7.8 lets a server do,
+// and the request goes on as ordinary HTTP: Immich only speaks WebSocket after an upgrade, and
+// its socket.io (engine.io) ends any other upgraded connection after a second.
 import fp from 'fastify-plugin'
 import type { IncomingMessage } from 'node:http'
 import { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { tunnelUpgrade } from './lib/websocket-tunnel.js'
+import { PendingClient, tunnelUpgrade } from './lib/websocket-tunnel.js'
 import { DEFAULT_PROXY_TIMEOUT, type UpstreamOptions } from './lib/upstream.js'
 
 export type WebSocketOptions = UpstreamOptions
@@ -15,17 +19,59 @@ export type WebSocketOptions = UpstreamOptions
 const kUpgrade = Symbol('immich-proxy.upgrade')
 
 interface UpgradeRequest extends IncomingMessage {
-  [kUpgrade]?: { socket: Socket, head: Buffer }
+  [kUpgrade]?: PendingClient
+}
+
+/**
+ * A WebSocket opening handshake: a GET without a body offering `websocket` (RFC 6455 §4.1).
+ * Anything else carrying an Upgrade header is an ordinary request with an offer to decline.
+ */
+function isWebSocketHandshake (raw: IncomingMessage): boolean {
+  const hasBody = raw.headers['transfer-encoding'] !== undefined || (raw.headers['content-length'] ?? '0') !== '0'
+  return raw.method === 'GET' && !hasBody &&
+    String(raw.headers.upgrade).split(',').some(protocol => protocol.trim().toLowerCase() === 'websocket')
+}
+
+/** The request head as the client sent it, less the upgrade offer (Upgrade and its Connection token). */
+function headWithoutUpgrade (raw: IncomingMessage): Buffer {
+  // method and url are always set on a request that Node's server parsed
+  let head = `${raw.method as string} ${raw.url as string} HTTP/${raw.httpVersion}\r\n`
+  const fields = raw.rawHeaders
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i].toLowerCase()
+    let value = fields[i + 1]
+    if (name === 'upgrade') continue
+    if (name === 'connection') {
+      value = value.split(',').map(token => token.trim()).filter(token => token !== '' && token.toLowerCase() !== 'upgrade').join(', ')
+      if (value === '') continue
+    }
+    head += `${fields[i]}: ${value}\r\n`
+  }
+  // Node decoded the head as latin1: encoding it back the same way restores the bytes
+  return Buffer.from(head + '\r\n', 'latin1')
 }
 
 export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
   const target = { upstream: new URL(opts.upstream), timeout: opts.proxyTimeout ?? DEFAULT_PROXY_TIMEOUT }
 
+  // every socket that arrived as an upgrade and is still open, handshaking or tunnelled
+  const upgraded = new Set<Socket>()
+
   function onUpgrade (raw: UpgradeRequest, socket: Socket, head: Buffer): void {
     // Node drops its own error listener before emitting 'upgrade'; a reset client must not
     // become an uncaught exception.
     socket.on('error', () => socket.destroy())
-    raw[kUpgrade] = { socket, head }
+    if (!isWebSocketHandshake(raw)) {
+      // Node stopped parsing at the end of the head and hands over the socket as it is; give
+      // it back to Node's HTTP parser (a documented use of 'connection') with the head minus
+      // the offer, so the body and anything after it are parsed as ordinary HTTP.
+      socket.unshift(Buffer.concat([headWithoutUpgrade(raw), head]))
+      fastify.server.emit('connection', socket)
+      return
+    }
+    upgraded.add(socket)
+    socket.once('close', () => upgraded.delete(socket))
+    raw[kUpgrade] = new PendingClient(socket, head)
     const response = new ServerResponse(raw)
     response.assignSocket(socket as never)
     // An upgrade answered with a plain response (403 from the guard, 404, Immich's own refusal)
@@ -35,8 +81,12 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
     fastify.routing(raw, response)
   }
   fastify.server.on('upgrade', onUpgrade)
+  // Node's server.close() waits for every socket, and it no longer tracks upgraded ones as HTTP
+  // connections, so an open tunnel would hold the shutdown forever. A tunnel carries no HTTP
+  // exchange that could be finished first: cut it; socket.io clients reconnect on their own.
   fastify.addHook('preClose', (done) => {
     fastify.server.removeListener('upgrade', onUpgrade)
+    for (const socket of upgraded) socket.destroy()
     done()
   })
 
@@ -45,7 +95,7 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
     route.handler = function (request, reply) {
       const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
       if (upgrade === undefined) return handler.call(this, request, reply)
-      tunnelUpgrade(request, reply, upgrade.socket, upgrade.head, target)
+      tunnelUpgrade(request, reply, upgrade, target)
     }
   })
 }, { name: 'immich-proxy-websocket', fastify: '5.x', dependencies: ['immich-proxy-forwarded-headers'] })

@@ -1,9 +1,9 @@
-// A WebSocket (or any HTTP/1.1 Upgrade) forwarded as a byte tunnel, the way nginx, Caddy and
-// node-http-proxy do it: the upgrade request goes to Immich with the client's headers, Immich's
-// answer goes back verbatim, and from the 101 on the two sockets are piped into each other.
-// Nothing is parsed after the handshake, so subprotocols, extensions (permessage-deflate),
-// ping/pong, fragmentation and close codes — including a close without a code — reach the other
-// side unchanged, and TCP flow control is the backpressure.
+// A WebSocket forwarded as a byte tunnel, the way nginx, Caddy and node-http-proxy do it: the
+// upgrade request goes to Immich with the client's headers, Immich's answer goes back verbatim,
+// and from the 101 on the two sockets are piped into each other. Nothing is parsed after the
+// handshake, so subprotocols, extensions (permessage-deflate), ping/pong, fragmentation and
+// close codes — including a close without a code — reach the other side unchanged, and TCP flow
+// control is the backpressure.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
@@ -43,6 +43,44 @@ function upgradeRequestHeaders (request: FastifyRequest): Record<string, string 
   return Object.assign(headers, request.forwardedHeaders)
 }
 
+// A WebSocket client sends nothing before its 101 (RFC 6455 §4.1); bytes sent early are kept
+// for Immich up to this amount, then the client is no longer read until the tunnel is joined.
+const EARLY_BYTES_LIMIT = 64 * 1024
+
+/**
+ * The client's socket from Node's 'upgrade' event until Immich has answered. Node stops reading
+ * an upgraded socket, so a client that leaves with a FIN would go unnoticed and its upgrade to
+ * Immich stay open behind it; reading here sees the FIN (and closes the socket, which abandons
+ * the upstream handshake) and keeps whatever the client sent early for Immich.
+ */
+export class PendingClient {
+  private readonly early: Buffer[] = []
+  private earlyLength = 0
+
+  constructor (readonly socket: Socket, head: Buffer) {
+    this.onData(head)
+    socket.on('data', this.onData)
+    socket.on('end', this.onEnd)
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (chunk.length === 0) return
+    this.early.push(chunk)
+    this.earlyLength += chunk.length
+    if (this.earlyLength > EARLY_BYTES_LIMIT) this.socket.pause()
+  }
+
+  private readonly onEnd = (): void => { this.socket.destroy() }
+
+  /** Stops reading the client and hands over what it sent before the tunnel existed. */
+  release (): Buffer {
+    this.socket.removeListener('data', this.onData)
+    this.socket.removeListener('end', this.onEnd)
+    this.socket.pause()
+    return Buffer.concat(this.early, this.earlyLength)
+  }
+}
+
 function join (client: Socket, upstream: Socket, timeout: number): void {
   client.setNoDelay(true)
   upstream.setNoDelay(true)
@@ -66,7 +104,10 @@ function join (client: Socket, upstream: Socket, timeout: number): void {
  * sockets joined; any other answer is relayed as a normal response; a failure answers 502/504
  * before the client has been told anything, so it never sees a 101 for a dead upstream.
  */
-export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, socket: Socket, head: Buffer, target: TunnelTarget): void {
+export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, client: PendingClient, target: TunnelTarget): void {
+  const socket = client.socket
+  // gone while the guards ran: nothing to dial for
+  if (socket.destroyed) return
   const send = target.upstream.protocol === 'https:' ? httpsRequest : httpRequest
   const upstreamRequest = send({
     protocol: target.upstream.protocol,
@@ -84,7 +125,8 @@ export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, soc
   socket.once('close', abandon)
 
   upstreamRequest.once('timeout', () => upstreamRequest.destroy(new HandshakeTimeoutError('upgrade handshake timed out')))
-  upstreamRequest.once('error', error => {
+  // `on`, not `once`: a socket error after a refusal's headers is reported here too
+  upstreamRequest.on('error', error => {
     socket.removeListener('close', abandon)
     if (!reply.sent && !socket.destroyed) sendUpstreamError(reply, error)
   })
@@ -96,11 +138,12 @@ export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, soc
       upstreamSocket.destroy()
       return
     }
+    const early = client.release()
     reply.hijack()
     reply.raw.detachSocket(socket as never)
     socket.write(switchingProtocolsHead(response))
     if (upstreamHead.length > 0) socket.write(upstreamHead)
-    if (head.length > 0) upstreamSocket.write(head)
+    if (early.length > 0) upstreamSocket.write(early)
     join(socket, upstreamSocket, target.timeout)
   })
 
