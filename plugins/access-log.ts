@@ -6,28 +6,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Socket } from 'node:net'
 import { requestDone, requestStarted, type RequestDone } from './lib/events.js'
+import { redactedPath } from './lib/redact.js'
 
 export interface AccessLogOptions {
   /** false: publish the figures to the metrics but write no log line. Default true. */
   log?: boolean
-}
-
-const SECRET_PARAMETER = /^(key|token|access_?key|api_?key|apikey|password|secret|sig|signature|session|sessionkey|auth.*)$/i
-
-/** The request path with the values of key-like query parameters replaced by [REDACTED]. */
-export function redactedPath (url: string): string {
-  const query = url.indexOf('?')
-  if (query === -1) return url
-  const masked = url.slice(query + 1).split('&').map(pair => {
-    const equals = pair.indexOf('=')
-    const name = equals === -1 ? pair : pair.slice(0, equals)
-    let decoded = name
-    try {
-      decoded = decodeURIComponent(name)
-    } catch {}
-    return equals !== -1 && SECRET_PARAMETER.test(decoded) ? `${name}=[REDACTED]` : pair
-  })
-  return `${url.slice(0, query)}?${masked.join('&')}`
 }
 
 interface Stats {

@@ -8,6 +8,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
+import { websocketClosed, websocketOpened, type WebSocketClosed } from './events.js'
+import { redactedPath } from './redact.js'
 import { clientResponseHeaders, sendUpstreamError } from './upstream.js'
 
 export interface TunnelTarget {
@@ -81,12 +83,38 @@ export class PendingClient {
   }
 }
 
-function join (client: Socket, upstream: Socket, timeout: number): void {
+/**
+ * Pipes the two sockets into each other until either ends, then reports the tunnel once: an
+ * access-log line and the websocket-closed event (bytes counted from the 101 on).
+ */
+function join (request: FastifyRequest, client: Socket, upstream: Socket, timeout: number): void {
   client.setNoDelay(true)
   upstream.setNoDelay(true)
+  const opened = process.hrtime.bigint()
+  const readAtOpen = client.bytesRead
+  const writtenAtOpen = client.bytesWritten
+  if (websocketOpened.hasSubscribers) websocketOpened.publish({})
+  let closed = false
   const closeBoth = (): void => {
     client.destroy()
     upstream.destroy()
+    if (closed) return
+    closed = true
+    const report: WebSocketClosed = {
+      durationMs: Number(process.hrtime.bigint() - opened) / 1e6,
+      bytesFromClient: client.bytesRead - readAtOpen,
+      bytesToClient: client.bytesWritten - writtenAtOpen
+    }
+    if (websocketClosed.hasSubscribers) websocketClosed.publish(report)
+    request.log.info({
+      method: request.method,
+      path: redactedPath(request.url),
+      status: 101,
+      bytesIn: report.bytesFromClient,
+      bytesOut: report.bytesToClient,
+      durationMs: Math.round(report.durationMs),
+      client: request.forwardedHeaders['x-real-ip']
+    }, 'websocket')
   }
   for (const socket of [client, upstream]) {
     socket.on('error', closeBoth)
@@ -144,7 +172,7 @@ export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, cli
     socket.write(switchingProtocolsHead(response))
     if (upstreamHead.length > 0) socket.write(upstreamHead)
     if (early.length > 0) upstreamSocket.write(early)
-    join(socket, upstreamSocket, target.timeout)
+    join(request, socket, upstreamSocket, target.timeout)
   })
 
   upstreamRequest.once('response', response => {
