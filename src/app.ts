@@ -18,6 +18,12 @@ export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' 
   Partial<Pick<Config, 'hsts' | 'loadShedEventLoopDelay' | 'loadShedMemory' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge'>> & {
     /** The certificate the HTTPS listener was created with, and its files to watch for renewal. */
     certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles'>
+    /**
+     * Serve Immich for this host name only (a host constraint on every route of the app), so that
+     * a shared Fastify server can carry its own routes on other hosts: Immich must own the root
+     * path of its host. Default: every host.
+     */
+    host?: string | RegExp
   }
 
 function accessKeyOptions (opts: AppOptions): AccessKeyOptions {
@@ -36,6 +42,10 @@ function accessKeyOptions (opts: AppOptions): AccessKeyOptions {
 }
 
 const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
+  if (opts.host !== undefined) {
+    const host = opts.host
+    fastify.addHook('onRoute', route => { route.constraints = { ...route.constraints, host } })
+  }
   // "every method reaches Immich": Fastify 5 routes only the common methods unless told, and
   // Node parses more (WebDAV and others); CONNECT is not a request for a path.
   for (const method of METHODS) {
