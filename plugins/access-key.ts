@@ -7,8 +7,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import { KeyRing } from './lib/key-ring.js'
-import { FailureLimiter, type FailureLimiterOptions } from './lib/failure-limiter.js'
+import { FailureLimiter, addressGroup, type FailureLimiterOptions } from './lib/failure-limiter.js'
 import { safeNext, unlockPage } from './lib/unlock-page.js'
+import { accessKeyRefused, type AccessKeyRefused } from './lib/events.js'
 
 export interface AccessKeyOptions {
   /** Accepted keys. With none here and no file, there is no guard at all. */
@@ -40,31 +41,51 @@ function tokenFor (key: string, expiresAt: number): string {
   return `${expiresAt}.${KeyRing.sign(key, TOKEN_CONTEXT + expiresAt).toString('base64url')}`
 }
 
+// `<expiry in ms>.<HMAC-SHA256, base64url>`, in the one spelling tokenFor writes: Number() and
+// base64url decoding would also take `+0…` expiries or a last character with other padding bits
+const TOKEN = /^([1-9][0-9]{0,15})\.([A-Za-z0-9_-]{43})$/
+
 function tokenValid (ring: KeyRing, token: string, now: number): boolean {
-  const dot = token.indexOf('.')
-  const expiresAt = Number(token.slice(0, dot))
-  if (dot < 1 || !Number.isSafeInteger(expiresAt) || expiresAt <= now) return false
-  return ring.verifies(TOKEN_CONTEXT + expiresAt, Buffer.from(token.slice(dot + 1), 'base64url'))
+  const match = TOKEN.exec(token)
+  if (match === null || Number(match[1]) <= now) return false
+  const signature = Buffer.from(match[2], 'base64url')
+  if (signature.toString('base64url') !== match[2]) return false
+  return ring.verifies(TOKEN_CONTEXT + match[1], signature)
 }
 
-/** Takes this proxy's cookie out of the Cookie header (Immich never sees it) and returns it. */
-function takeUnlockCookie (request: FastifyRequest): string | undefined {
+/**
+ * Every value of `name` as the client sent it. Node's `headersDistinct` would do, but HTTP/2
+ * requests (Http2ServerRequest) do not have it; both keep `rawHeaders`.
+ */
+function sentValues (request: FastifyRequest, name: string): string[] {
+  const raw = request.raw.rawHeaders
+  const values: string[] = []
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === name) values.push(raw[i + 1])
+  return values
+}
+
+/**
+ * Takes this proxy's cookie out of the Cookie header (Immich never sees it) and returns its
+ * values: a browser may hold more than one (an older one for another path or domain).
+ */
+function takeUnlockCookies (request: FastifyRequest): string[] {
   const header = request.headers.cookie
-  if (header === undefined || !header.includes(COOKIE_NAME)) return undefined
-  let token: string | undefined
+  if (header === undefined || !header.includes(COOKIE_NAME)) return []
+  const tokens: string[] = []
   const kept = header.split(';').filter(pair => {
     const [name, ...value] = pair.trim().split('=')
     if (name !== COOKIE_NAME) return true
-    token = value.join('=')
+    tokens.push(value.join('='))
     return false
   })
   if (kept.length === 0) delete request.headers.cookie
   else request.headers.cookie = kept.join(';').trim()
-  return token
+  return tokens
 }
 
 function wantsPage (request: FastifyRequest): boolean {
-  const path = request.url
+  const query = request.url.indexOf('?')
+  const path = query === -1 ? request.url : request.url.slice(0, query)
   return (request.method === 'GET' || request.method === 'HEAD') &&
     !path.startsWith('/api/') && path !== '/api' &&
     (request.headers.accept ?? '').includes('text/html') &&
@@ -83,7 +104,19 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
     ? undefined
     : new FailureLimiter(opts.failureLimit ?? { maxFailures: 10, windowMs: 600_000, cooldownMs: 900_000 })
   const cookieMaxAge = opts.cookieMaxAge ?? 30 * 24 * 3600 * 1000
+  // An attacker on IPv6 usually holds a whole /64: counted per address, the brake would not hold.
+  const brakeKey = (request: FastifyRequest): string => addressGroup(request.forwardedHeaders['x-real-ip'])
+  const report = (reason: AccessKeyRefused['reason']): void => {
+    if (accessKeyRefused.hasSubscribers) accessKeyRefused.publish({ reason } satisfies AccessKeyRefused)
+  }
+  // what an operator (or fail2ban) looks for: who is guessing; the guess itself is never logged
+  const failed = (request: FastifyRequest): void => {
+    if (limiter?.fail(brakeKey(request)) === true) {
+      request.log.warn({ client: request.forwardedHeaders['x-real-ip'] }, 'too many wrong access keys; answering 429 for the cool-down')
+    }
+  }
 
+  if (ring.size === 0) fastify.log.warn('ACCESS_KEY_FILE holds no key: every request is refused until one is added')
   const stopWatching = ring.watch(
     count => fastify.log.info({ keys: count }, 'access key file reloaded'),
     error => fastify.log.error({ err: { message: error.message } }, 'access key file unreadable; its keys are revoked'),
@@ -93,7 +126,8 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
 
   // Answers the refused request: the unlock page for a browser, 403 JSON for everything else.
   function refuse (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void, guessed: boolean): void {
-    if (guessed) limiter?.fail(request.forwardedHeaders['x-real-ip'])
+    report(guessed ? 'wrong' : 'missing')
+    if (guessed) failed(request)
     if (cookieMaxAge > 0 && wantsPage(request)) {
       // a reply sent from a hook ends the request there: done() is not called
       reply.code(403).type('text/html; charset=utf-8').header('cache-control', 'no-store')
@@ -106,23 +140,29 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
   fastify.addHook('onRequest', (request, reply, done) => {
     if (request.routeOptions.url === UNLOCK_PATH && request.method === 'POST') return done()
 
-    const client = request.forwardedHeaders['x-real-ip']
-    const wait = limiter?.retryAfter(client) ?? 0
+    const sent = sentValues(request, HEADER)
+    delete request.headers[HEADER]
+    delete request.raw.headers[HEADER]
+    const tokens = takeUnlockCookies(request)
+    const now = Date.now()
+    // A valid unlock cookie cannot be used to guess, so the brake never stands in its way: one
+    // guesser behind a shared home router does not lock the household's browsers out.
+    const cookieValid = sent.length === 0 && tokens.some(token => tokenValid(ring, token, now))
+    if (cookieValid) return done()
+
+    const wait = limiter?.retryAfter(brakeKey(request)) ?? 0
     if (wait > 0) {
       const seconds = Math.ceil(wait / 1000)
+      report('brake')
       reply.header('retry-after', String(seconds))
       return done(new TooManyFailuresError(seconds))
     }
 
-    const sent = request.raw.headersDistinct[HEADER]
-    delete request.headers[HEADER]
-    const token = takeUnlockCookie(request)
-    if (sent !== undefined) {
+    if (sent.length > 0) {
       // A repeated header is refused rather than guessed at: proxies in front may join or split it.
       if (sent.length === 1 && ring.accepts(sent[0])) return done()
       return refuse(request, reply, done, true)
     }
-    if (token !== undefined && tokenValid(ring, token, Date.now())) return done()
     refuse(request, reply, done, false)
   })
 
@@ -136,20 +176,23 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       const form = request.body instanceof URLSearchParams ? request.body : new URLSearchParams()
       const key = form.get('key') ?? ''
       const next = safeNext(form.get('next'))
-      const client = request.forwardedHeaders['x-real-ip']
+      const client = brakeKey(request)
       const wait = limiter?.retryAfter(client) ?? 0
       if (wait > 0) {
         const seconds = Math.ceil(wait / 1000)
+        report('brake')
         return reply.code(429).header('retry-after', String(seconds)).type('text/html; charset=utf-8')
           .send(unlockPage(UNLOCK_PATH, next, `Too many wrong keys; try again in ${seconds} seconds.`))
       }
       if (!ring.accepts(key)) {
-        limiter?.fail(client)
+        report('wrong')
+        failed(request)
         return reply.code(403).type('text/html; charset=utf-8').header('cache-control', 'no-store')
           .send(unlockPage(UNLOCK_PATH, next, 'That key is not valid.'))
       }
       const expiresAt = Date.now() + cookieMaxAge
-      const attributes = [`Max-Age=${Math.floor(cookieMaxAge / 1000)}`, 'Path=/', 'HttpOnly', 'SameSite=Lax']
+      // rounded up: Max-Age=0 would tell the browser to drop the cookie at once
+      const attributes = [`Max-Age=${Math.ceil(cookieMaxAge / 1000)}`, 'Path=/', 'HttpOnly', 'SameSite=Lax']
       if (isSecure(request)) attributes.push('Secure')
       reply.header('set-cookie', `${COOKIE_NAME}=${tokenFor(key, expiresAt)}; ${attributes.join('; ')}`)
       return reply.code(303).header('location', next).header('cache-control', 'no-store').send()

@@ -80,8 +80,13 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
 export const redirectApp: FastifyPluginAsync<AppOptions & { httpsPort: number }> = async (fastify, opts) => {
   await fastify.register(tls, { hsts: false })
   await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
-  await fastify.register(accessKey, accessKeyOptions(opts))
-  await fastify.register(wellKnown, { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout })
+  // Only what is proxied is guarded here. A redirect reveals nothing, and the unlock form must
+  // not be offered where the key would cross the network in clear text: browsers are sent to
+  // HTTPS first. The guard's hooks are encapsulated with the well-known route.
+  await fastify.register(async function guardedWellKnown (scope) {
+    await scope.register(accessKey, { ...accessKeyOptions(opts), cookieMaxAge: 0 })
+    await scope.register(wellKnown, { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout })
+  })
   await fastify.register(httpsRedirect, { httpsPort: opts.httpsPort })
 }
 

@@ -6,7 +6,7 @@ import { hostname, networkInterfaces } from 'node:os'
 import type { Server } from 'node:http'
 import app, { redirectApp } from './app.js'
 import type { Config } from './config.js'
-import { serverOptions } from './server-options.js'
+import { loggerOptions, serverOptions } from './server-options.js'
 import {
   TLS_CONTEXT_OPTIONS, loadCertificatePair, selfSignedPair, type CertificateFiles, type CertificatePair
 } from '../plugins/lib/certificates.js'
@@ -28,7 +28,18 @@ export interface BuildOptions {
 function optionsFor (config: Config, build: BuildOptions): FastifyServerOptions {
   const base = serverOptions(config)
   if (build.logStream === undefined) return base
-  return { ...base, logger: { level: config.logLevel, stream: build.logStream } }
+  // same level and redaction as stdout; JSON lines, since a stream is read by a program
+  return { ...base, logger: { ...(loggerOptions(config, false) as object), stream: build.logStream } }
+}
+
+/**
+ * The configuration as app options. HOST is the address the listener binds to, while the app's
+ * `host` option is a host-name constraint on its routes: passed through, HOST=0.0.0.0 would
+ * make every route answer 404.
+ */
+function appOptions (config: Config): Omit<Config, 'host'> {
+  const { host, ...options } = config
+  return options
 }
 
 async function certificateFor (config: Config): Promise<{ pair: CertificatePair, files?: CertificateFiles } | undefined> {
@@ -62,7 +73,10 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   node.requestTimeout = 0
   node.keepAliveTimeout = base.keepAliveTimeout ?? 75_000
 
-  await server.register(app, { ...config, certificate: certificate === undefined ? undefined : { certificate: certificate.pair, certificateFiles: certificate.files } })
+  await server.register(app, {
+    ...appOptions(config),
+    certificate: certificate === undefined ? undefined : { certificate: certificate.pair, certificateFiles: certificate.files }
+  })
   if (config.tls?.selfSigned === true) {
     server.log.warn('TLS_SELF_SIGNED: serving a generated certificate; browsers and the mobile app will warn. Use real certificates (TLS_CERT_FILE/TLS_KEY_FILE) beyond a first try')
   }
@@ -73,6 +87,6 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
 export async function buildRedirectServer (config: Config, build: BuildOptions = {}): Promise<FastifyInstance | undefined> {
   if (config.httpPort === undefined) return undefined
   const server = Fastify(optionsFor(config, build))
-  await server.register(redirectApp, { ...config, hsts: false, httpsPort: config.httpsRedirectPort })
+  await server.register(redirectApp, { ...appOptions(config), hsts: false, httpsPort: config.httpsRedirectPort })
   return server
 }

@@ -16,8 +16,10 @@ export function unlockPage (action: string, next: string, message?: string): str
 <meta name="robots" content="noindex">
 <title>Immich — access key required</title>
 <style>
+*{box-sizing:border-box}
 body{font-family:system-ui,sans-serif;background:#f6f6f4;color:#222;display:grid;place-items:center;min-height:100vh;margin:0}
-form{background:#fff;padding:2rem;border-radius:12px;box-shadow:0 2px 12px #0002;display:grid;gap:.8rem;width:min(22rem,90vw)}
+form{background:#fff;padding:2rem;border-radius:12px;box-shadow:0 2px 12px #0002;display:grid;gap:.8rem;width:min(22rem,92vw)}
+h1{font-size:1.4rem;margin:0 0 .4rem}
 input,button{font:inherit;padding:.6rem;border-radius:6px;border:1px solid #bbb}
 button{background:#4250af;color:#fff;border:0;cursor:pointer}
 p.error{color:#b00020;margin:0}
@@ -37,9 +39,23 @@ ${message === undefined ? '' : `<p class="error" role="alert">${escapeHtml(messa
 `
 }
 
-/** Only a path on this host: never `//evil.example` or a backslash trick (open redirect). */
+const BASE = 'http://unlock.invalid'
+
+/**
+ * Where the unlock form sends the browser back to: only a path on this host, else `/` (no open
+ * redirect). The value is parsed the way the browser will parse the Location header (WHATWG URL:
+ * tabs and newlines dropped, `\` read as `/`), and what is returned is that parse serialised, so
+ * it is ASCII (a valid header value) and means for the browser what was checked here.
+ */
 export function safeNext (next: unknown): string {
-  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') && !/[\r\n]/.test(next)
-    ? next
-    : '/'
+  if (typeof next !== 'string' || !next.startsWith('/')) return '/'
+  let url: URL
+  try {
+    url = new URL(next, BASE)
+  } catch {
+    return '/'
+  }
+  // `/.//evil.example` resolves to the path `//evil.example`, which as a Location is another host
+  if (url.origin !== BASE || url.pathname.startsWith('//')) return '/'
+  return url.pathname + url.search + url.hash
 }

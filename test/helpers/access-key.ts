@@ -1,0 +1,133 @@
+// Shared pieces of the access-key tests: key files in a temporary directory, the unlock form
+// posted as a browser posts it, the cookie it sets, and the proxy with its log captured as text.
+import type { FastifyInstance } from 'fastify'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { Test } from 'tap'
+import { request, type Dispatcher } from 'undici'
+import { WebSocketServer } from 'ws'
+import { startUpstream, type Upstream } from '../helper.js'
+import { echo } from './websocket.js'
+import { buildServer } from '../../src/build.js'
+import { parseConfig } from '../../src/config.js'
+
+export const UNLOCK = '/.immich-proxy/unlock'
+export const COOKIE = 'immich_proxy_access'
+
+/** A key file (one key per line) in its own temporary directory, removed when the test ends. */
+export function keyFile (t: Test, text: string): { path: string, write: (text: string) => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-keys-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'access_keys')
+  const write = (text: string): void => writeFileSync(path, text)
+  write(text)
+  return { path, write }
+}
+
+/** The status of one GET carrying `key` (no header when undefined); the body is read and dropped. */
+export async function statusWith (url: string, key?: string, dispatcher?: Dispatcher): Promise<number> {
+  const response = await request(url, { headers: key === undefined ? {} : { 'x-access-key': key }, dispatcher })
+  await response.body.dump()
+  return response.statusCode
+}
+
+/** Resolves once `probe()` gives `expected`, polling every 100 ms; rejects after `ms`. */
+export async function eventually<T> (probe: () => Promise<T>, expected: T, ms: number, what: string): Promise<number> {
+  const start = Date.now()
+  let last: T | undefined
+  while (Date.now() - start < ms) {
+    last = await probe()
+    if (last === expected) return Date.now() - start
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${String(last)})`)
+}
+
+export interface UnlockAnswer {
+  status: number
+  location?: string
+  /** The whole Set-Cookie header, attributes included. */
+  setCookie?: string
+  /** Just `immich_proxy_access=<value>`, what a browser sends back. */
+  cookie?: string
+  retryAfter?: string
+  body: string
+}
+
+/** Posts the unlock form as a browser does (urlencoded `key` and `next`). */
+export async function postUnlock (origin: string, form: Record<string, string>, dispatcher?: Dispatcher): Promise<UnlockAnswer> {
+  const response = await request(origin + UNLOCK, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+    body: new URLSearchParams(form).toString(),
+    dispatcher
+  })
+  const header = (name: string): string | undefined => {
+    const value = response.headers[name]
+    return Array.isArray(value) ? value.join('\n') : value
+  }
+  const setCookie = header('set-cookie')
+  return {
+    status: response.statusCode,
+    location: header('location'),
+    setCookie,
+    cookie: setCookie?.split(';')[0],
+    retryAfter: header('retry-after'),
+    body: await response.body.text()
+  }
+}
+
+/** Collects everything the proxy's logger writes, as text. */
+export class LogText extends Writable {
+  text = ''
+
+  override _write (chunk: Buffer, encoding: BufferEncoding, callback: () => void): void {
+    this.text += chunk.toString()
+    callback()
+  }
+}
+
+/**
+ * The proxy as src/build.ts builds it from literal environment strings, on 127.0.0.1:0, its
+ * pino output (at LOG_LEVEL, default trace) collected in `log`.
+ */
+export async function startLoggedProxy (t: Test, upstream: string, env: Record<string, string>): Promise<{ app: FastifyInstance, url: string, port: number, log: LogText }> {
+  const config = parseConfig({ UPSTREAM_URL: upstream, LOG_LEVEL: 'trace', ...env })
+  const log = new LogText()
+  const app = await buildServer(config, { logStream: log })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as AddressInfo).port
+  return { app, url: `http://127.0.0.1:${port}`, port, log }
+}
+
+/**
+ * A stand-in for Immich's web app: `page` as text/html (setting one Immich cookie) on GET / and
+ * /photos…, JSON echoing the Cookie
+ * header elsewhere, and a WebSocket echo (what Immich's socket.io does, minus the protocol) on
+ * every upgrade. `upgrades` counts the handshakes that reached it.
+ */
+export async function startWebApp (t: Test, page: string): Promise<Upstream & { upgrades: () => number }> {
+  const upstream = await startUpstream(t, (req, res) => {
+    if (req.method === 'GET' && (req.url === '/' || req.url?.startsWith('/photos') === true)) {
+      // one of Immich's own cookies, which must keep reaching it past the guard
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'set-cookie': 'immich_is_authenticated=true; Path=/' }).end(page)
+      return
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: req.url, cookie: req.headers.cookie ?? null }))
+  })
+  const wss = new WebSocketServer({ noServer: true })
+  let upgrades = 0
+  upstream.server.on('upgrade', (req, socket, head) => {
+    upgrades++
+    wss.handleUpgrade(req, socket, head, ws => echo(ws))
+  })
+  t.teardown(() => {
+    for (const ws of wss.clients) ws.terminate()
+    wss.close()
+  })
+  return { ...upstream, upgrades: () => upgrades }
+}
