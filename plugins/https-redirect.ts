@@ -9,9 +9,14 @@ export interface HttpsRedirectOptions {
   httpsPort?: number
 }
 
-/** The request's host name without its port; IPv6 literals keep their brackets. */
-function hostname (host: string): string {
-  return host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]
+// RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ], with a DNS name, an IPv4
+// address or a bracketed IPv6 literal. Nothing else goes into Location: no userinfo, path or
+// second port smuggled in, and no unbracketed IPv6 whose first group would pass for a name.
+const HOST = /^((?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?$/
+
+/** The request's host name without its port (IPv6 literals keep their brackets), or undefined. */
+function hostname (host: string | undefined): string | undefined {
+  return HOST.exec(host ?? '')?.[1]
 }
 
 export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, opts) {
@@ -23,9 +28,8 @@ export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, o
   })
 
   fastify.all('/*', (request, reply) => {
-    const name = hostname(request.headers.host ?? '')
-    // only a plain host name or address goes into Location: no userinfo or path smuggled in Host
-    if (!/^([A-Za-z0-9-]+\.)*[A-Za-z0-9-]+\.?$|^\[[0-9A-Fa-f:.]+\]$/.test(name)) {
+    const name = hostname(request.headers.host)
+    if (name === undefined) {
       return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'A valid Host header is needed to redirect to HTTPS' })
     }
     reply.code(308).header('location', `https://${name}${suffix}${request.url}`).send()

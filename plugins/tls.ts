@@ -1,8 +1,9 @@
-// TLS termination, the parts that live after the server is created (src/server.ts creates the
+// TLS termination, the parts that live after the server is created (src/build.ts creates the
 // HTTPS/HTTP2 listener with the first certificate): which scheme the client used (X-Forwarded-Proto,
 // nginx `$scheme`), the certificate reload when certbot renews, HSTS, and HTTP/2 request bodies.
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { ServerHttp2Session } from 'node:http2'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { TLS_CONTEXT_OPTIONS, watchCertificatePair, type CertificateFiles, type CertificatePair } from './lib/certificates.js'
 
@@ -60,6 +61,20 @@ export default fp<TlsOptions>(async function tls (fastify, opts) {
       done(null, payload)
     })
   }
+
+  // Node's server.close() waits for every HTTP/2 session to end, and a browser keeps its session
+  // open long after the last request; Fastify ends idle HTTP/1.1 connections on close
+  // (forceCloseConnections 'idle') but not sessions (only with `true`, and only before Node 24).
+  // GOAWAY is HTTP/2's graceful close: no new streams, those in flight (uploads) finish.
+  const sessions = new Set<ServerHttp2Session>()
+  fastify.server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
+  })
+  fastify.addHook('preClose', (done) => {
+    for (const session of sessions) session.close()
+    done()
+  })
 
   const files = opts.certificateFiles
   const server = fastify.server as unknown as Partial<TlsServer>

@@ -19,11 +19,11 @@ export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' 
     /** The certificate the HTTPS listener was created with, and its files to watch for renewal. */
     certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles'>
     /**
-     * Serve Immich for this host name only (a host constraint on every route of the app), so that
+     * Serve Immich for this host name only (nginx `server_name`) (a host constraint on every route of the app), so that
      * a shared Fastify server can carry its own routes on other hosts: Immich must own the root
      * path of its host. Default: every host.
      */
-    host?: string | RegExp
+    serverName?: string | RegExp
   }
 
 function accessKeyOptions (opts: AppOptions): AccessKeyOptions {
@@ -42,8 +42,8 @@ function accessKeyOptions (opts: AppOptions): AccessKeyOptions {
 }
 
 const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
-  if (opts.host !== undefined) {
-    const host = opts.host
+  if (opts.serverName !== undefined) {
+    const host = opts.serverName
     fastify.addHook('onRoute', route => { route.constraints = { ...route.constraints, host } })
   }
   // "every method reaches Immich": Fastify 5 routes only the common methods unless told, and

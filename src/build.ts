@@ -32,16 +32,6 @@ function optionsFor (config: Config, build: BuildOptions): FastifyServerOptions 
   return { ...base, logger: { ...(loggerOptions(config, false) as object), stream: build.logStream } }
 }
 
-/**
- * The configuration as app options. HOST is the address the listener binds to, while the app's
- * `host` option is a host-name constraint on its routes: passed through, HOST=0.0.0.0 would
- * make every route answer 404.
- */
-function appOptions (config: Config): Omit<Config, 'host'> {
-  const { host, ...options } = config
-  return options
-}
-
 async function certificateFor (config: Config): Promise<{ pair: CertificatePair, files?: CertificateFiles } | undefined> {
   if (config.tls === undefined) return undefined
   if (config.tls.selfSigned) return { pair: await selfSignedPair(selfSignedNames()) }
@@ -74,7 +64,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   node.keepAliveTimeout = base.keepAliveTimeout ?? 75_000
 
   await server.register(app, {
-    ...appOptions(config),
+    ...config,
     certificate: certificate === undefined ? undefined : { certificate: certificate.pair, certificateFiles: certificate.files }
   })
   if (config.tls?.selfSigned === true) {
@@ -87,6 +77,6 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
 export async function buildRedirectServer (config: Config, build: BuildOptions = {}): Promise<FastifyInstance | undefined> {
   if (config.httpPort === undefined) return undefined
   const server = Fastify(optionsFor(config, build))
-  await server.register(redirectApp, { ...appOptions(config), hsts: false, httpsPort: config.httpsRedirectPort })
+  await server.register(redirectApp, { ...config, hsts: false, httpsPort: config.httpsRedirectPort })
   return server
 }
