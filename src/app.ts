@@ -2,7 +2,6 @@
 // (shared/DESIGN.md): each plugin's hooks run in this order for every request and upgrade.
 import type { FastifyPluginAsync } from 'fastify'
 import { METHODS } from 'node:http'
-import underPressure from '@fastify/under-pressure'
 import type { Config } from './config.js'
 import accessLog from '../plugins/access-log.js'
 import tls, { type TlsOptions } from '../plugins/tls.js'
@@ -15,7 +14,7 @@ import proxy from '../plugins/proxy.js'
 import httpsRedirect from '../plugins/https-redirect.js'
 
 export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' | 'trustProxy' | 'accessKeys'> &
-  Partial<Pick<Config, 'hsts' | 'loadShedEventLoopDelay' | 'loadShedMemory' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge'>> & {
+  Partial<Pick<Config, 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge'>> & {
     /** The certificate the HTTPS listener was created with, and its files to watch for renewal. */
     certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles'>
     /**
@@ -55,15 +54,6 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout }
   // Observation first, so that it sees every request, the refused ones included.
   await fastify.register(accessLog)
-  // Load shedding: a new request gets 503 + Retry-After while the event loop lags or memory is
-  // past its limit; requests and tunnels already running are untouched. No status route: every
-  // path on this host belongs to Immich.
-  await fastify.register(underPressure, {
-    maxEventLoopDelay: opts.loadShedEventLoopDelay ?? 1000,
-    maxRssBytes: opts.loadShedMemory ?? 0,
-    retryAfter: 10,
-    exposeStatusRoute: false
-  })
   await fastify.register(tls, { ...opts.certificate, hsts: opts.hsts })
   await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
   await fastify.register(accessKey, accessKeyOptions(opts))

@@ -4,6 +4,7 @@ import type { Http2SecureServer } from 'node:http2'
 import type { Server as HttpsServer } from 'node:https'
 import { hostname, networkInterfaces } from 'node:os'
 import type { Server } from 'node:http'
+import underPressure from '@fastify/under-pressure'
 import app, { redirectApp } from './app.js'
 import type { Config } from './config.js'
 import { loggerOptions, serverOptions } from './server-options.js'
@@ -63,6 +64,16 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   node.requestTimeout = 0
   node.keepAliveTimeout = base.keepAliveTimeout ?? 75_000
 
+  // Load shedding for the whole process, registered on the server itself so that readiness
+  // (src/admin.ts) can ask it: a new request gets 503 + Retry-After while the event loop lags or
+  // memory is past its limit; requests and tunnels already running are untouched. No status
+  // route: every path on this host belongs to Immich.
+  await server.register(underPressure, {
+    maxEventLoopDelay: config.loadShedEventLoopDelay,
+    maxRssBytes: config.loadShedMemory,
+    retryAfter: 10,
+    exposeStatusRoute: false
+  })
   await server.register(app, {
     ...config,
     certificate: certificate === undefined ? undefined : { certificate: certificate.pair, certificateFiles: certificate.files }
