@@ -3,7 +3,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'
-import accessLog from '../plugins/access-log.js'
 import tls, { type TlsOptions } from '../plugins/tls.js'
 import forwardedHeaders from '../plugins/forwarded-headers.js'
 import accessKey, { type AccessKeyOptions } from '../plugins/access-key.js'
@@ -52,8 +51,6 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   }
 
   const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout }
-  // Observation first, so that it sees every request, the refused ones included.
-  await fastify.register(accessLog)
   await fastify.register(tls, { ...opts.certificate, hsts: opts.hsts })
   await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
   await fastify.register(accessKey, accessKeyOptions(opts))

@@ -5,6 +5,7 @@ import type { Server as HttpsServer } from 'node:https'
 import { hostname, networkInterfaces } from 'node:os'
 import type { Server } from 'node:http'
 import underPressure from '@fastify/under-pressure'
+import accessLog from '../plugins/access-log.js'
 import app, { redirectApp } from './app.js'
 import type { Config } from './config.js'
 import { loggerOptions, serverOptions } from './server-options.js'
@@ -64,6 +65,9 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   node.requestTimeout = 0
   node.keepAliveTimeout = base.keepAliveTimeout ?? 75_000
 
+  // Observation first, on the server itself, so that it sees every request: the shed and the
+  // refused ones included.
+  await server.register(accessLog)
   // Load shedding for the whole process, registered on the server itself so that readiness
   // (src/admin.ts) can ask it: a new request gets 503 + Retry-After while the event loop lags or
   // memory is past its limit; requests and tunnels already running are untouched. No status
@@ -88,6 +92,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
 export async function buildRedirectServer (config: Config, build: BuildOptions = {}): Promise<FastifyInstance | undefined> {
   if (config.httpPort === undefined) return undefined
   const server = Fastify(optionsFor(config, build))
+  await server.register(accessLog)
   await server.register(redirectApp, { ...config, hsts: false, httpsPort: config.httpsRedirectPort })
   return server
 }
