@@ -4,7 +4,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs'
 import { createSecureContext } from 'node:tls'
-import { generate } from 'selfsigned'
 
 export interface CertificatePair {
   cert: Buffer
@@ -67,6 +66,8 @@ export function loadCertificatePair ({ certFile, keyFile }: CertificateFiles): C
 export async function selfSignedPair (hostnames: string[]): Promise<CertificatePair> {
   const altNames = hostnames.map(name => /^[0-9.]+$|:/.test(name) ? { type: 7 as const, ip: name } : { type: 2 as const, value: name })
   const notAfterDate = new Date(Date.now() + 365 * 24 * 3600 * 1000)
+  // loaded only here: its X.509 toolkit costs tens of milliseconds of start-up for everyone else
+  const { generate } = await import('selfsigned')
   const generated = await generate([{ name: 'commonName', value: hostnames[0] }], {
     keyType: 'ec',
     curve: 'P-256',
