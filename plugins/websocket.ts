@@ -57,7 +57,19 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
   // every socket that arrived as an upgrade and is still open, handshaking or tunnelled
   const upgraded = new Set<Socket>()
 
+  // A host app that uses @fastify/websocket (it decorates `websocketServer`) has given the
+  // server's 'upgrade' event to it, and it sends every upgrade through the router too: a second
+  // listener would answer the same socket twice. The tunnel then takes the socket from the
+  // routed request. Checked per upgrade: the host app may register it after this plugin.
+  const hostRoutesUpgrades = (): boolean => fastify.hasDecorator('websocketServer')
+
+  function track (socket: Socket): void {
+    upgraded.add(socket)
+    socket.once('close', () => upgraded.delete(socket))
+  }
+
   function onUpgrade (raw: UpgradeRequest, socket: Socket, head: Buffer): void {
+    if (hostRoutesUpgrades()) return
     // Node drops its own error listener before emitting 'upgrade'; a reset client must not
     // become an uncaught exception.
     socket.on('error', () => socket.destroy())
@@ -69,8 +81,7 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
       fastify.server.emit('connection', socket)
       return
     }
-    upgraded.add(socket)
-    socket.once('close', () => upgraded.delete(socket))
+    track(socket)
     raw[kUpgrade] = new PendingClient(socket, head)
     const response = new ServerResponse(raw)
     response.assignSocket(socket as never)
@@ -93,7 +104,13 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
   fastify.addHook('onRoute', (route) => {
     const handler = route.handler
     route.handler = function (request, reply) {
-      const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
+      const raw = request.raw as UpgradeRequest
+      // an upgrade routed by @fastify/websocket arrives with its socket and nothing read ahead
+      if (raw[kUpgrade] === undefined && hostRoutesUpgrades() && isWebSocketHandshake(raw)) {
+        track(raw.socket)
+        raw[kUpgrade] = new PendingClient(raw.socket, Buffer.alloc(0))
+      }
+      const upgrade = raw[kUpgrade]
       if (upgrade === undefined) return handler.call(this, request, reply)
       tunnelUpgrade(request, reply, upgrade, target)
     }

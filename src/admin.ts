@@ -7,8 +7,10 @@ import metrics from '../plugins/metrics.js'
 import { loggerOptions } from './server-options.js'
 
 export interface ReadinessProbe {
-  /** Main listener under pressure (load shedding active) or closing. */
-  busy: () => boolean
+  /** The main listener sheds load (@fastify/under-pressure): new requests get 503. */
+  underPressure: () => boolean
+  /** The process is draining for shutdown: the main listener takes no new connections. */
+  closing: () => boolean
 }
 
 /** Immich's own liveness route: `{"res":"pong"}` once the server is up. */
@@ -28,11 +30,14 @@ export async function buildAdminServer (config: Config, probe: ReadinessProbe): 
 
   admin.get('/livez', async () => ({ status: 'ok' }))
 
+  // Every reason is in the body, so that a 503 says which one holds.
   admin.get('/readyz', async (request, reply) => {
     const immich = await upstreamAnswers(config.upstream)
-    const busy = probe.busy()
-    reply.code(immich && !busy ? 200 : 503)
-    return { status: immich && !busy ? 'ready' : 'not ready', immich: immich ? 'up' : 'down', underPressure: busy }
+    const underPressure = probe.underPressure()
+    const closing = probe.closing()
+    const ready = immich && !underPressure && !closing
+    reply.code(ready ? 200 : 503)
+    return { status: ready ? 'ready' : 'not ready', immich: immich ? 'up' : 'down', underPressure, closing }
   })
   return admin
 }

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'
+import accessLog from '../plugins/access-log.js'
 import tls, { type TlsOptions } from '../plugins/tls.js'
 import forwardedHeaders from '../plugins/forwarded-headers.js'
 import accessKey, { type AccessKeyOptions } from '../plugins/access-key.js'
@@ -24,6 +25,16 @@ export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' 
     serverName?: string | RegExp
   }
 
+/**
+ * A host name as a route constraint that also matches it with a port (`photos.example.org:8443`,
+ * what a client sends off the default port) and in any case (host names are case-insensitive,
+ * RFC 9110 §4.2.3); find-my-way compares strings exactly. A RegExp is used as given.
+ */
+function hostConstraint (name: string | RegExp): RegExp {
+  if (typeof name !== 'string') return name
+  return new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:[0-9]+)?$`, 'i')
+}
+
 function accessKeyOptions (opts: AppOptions): AccessKeyOptions {
   return {
     accessKeys: opts.accessKeys,
@@ -41,7 +52,7 @@ function accessKeyOptions (opts: AppOptions): AccessKeyOptions {
 
 const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   if (opts.serverName !== undefined) {
-    const host = opts.serverName
+    const host = hostConstraint(opts.serverName)
     fastify.addHook('onRoute', route => { route.constraints = { ...route.constraints, host } })
   }
   // "every method reaches Immich": Fastify 5 routes only the common methods unless told, and
@@ -51,6 +62,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   }
 
   const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout }
+  // Observation first, so that it sees every request, the refused ones included. The server of
+  // src/build.ts registers it itself, ahead of load shedding, so that shed requests are seen too.
+  if (!fastify.hasPlugin('immich-proxy-access-log')) await fastify.register(accessLog)
   await fastify.register(tls, { ...opts.certificate, hsts: opts.hsts })
   await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
   await fastify.register(accessKey, accessKeyOptions(opts))

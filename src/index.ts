@@ -1,10 +1,20 @@
-// Public exports for people who embed immich-proxy in their own Fastify app.
+// Public exports for people who embed immich-proxy in their own Fastify app: the whole proxy as
+// one plugin (`app`, with a `host` option for a shared server), each plugin with its options
+// type, the configuration parser, and the pieces the standalone server is made of.
 export { default as app, type AppOptions } from './app.js'
 export { parseConfig, ConfigError, EnvSchema, type Config, type Env } from './config.js'
-export { default as tls } from '../plugins/tls.js'
+export { serverOptions, loggerOptions } from './server-options.js'
+export { buildServer, buildRedirectServer, type BuildOptions } from './build.js'
+export { buildAdminServer, type ReadinessProbe } from './admin.js'
+export { run, type Running } from './run.js'
+export { default as accessLog, type AccessLogOptions } from '../plugins/access-log.js'
+export { default as metrics, type MetricsOptions } from '../plugins/metrics.js'
+export { default as tls, type TlsOptions } from '../plugins/tls.js'
 export { default as forwardedHeaders, forwardedHeadersFor, type ForwardedHeadersOptions, type ForwardedHeaders } from '../plugins/forwarded-headers.js'
-export { default as accessKey, AccessKeyRequiredError, type AccessKeyOptions } from '../plugins/access-key.js'
+export { default as accessKey, AccessKeyRequiredError, TooManyFailuresError, type AccessKeyOptions } from '../plugins/access-key.js'
 export { default as bodyLimit, BodyTooLargeError, type BodyLimitOptions } from '../plugins/body-limit.js'
 export { default as wellKnown, WELL_KNOWN_PATH, type WellKnownOptions } from '../plugins/well-known.js'
 export { default as websocket, type WebSocketOptions } from '../plugins/websocket.js'
 export { default as proxy, type ProxyOptions } from '../plugins/proxy.js'
+export { default as httpsRedirect, type HttpsRedirectOptions } from '../plugins/https-redirect.js'
+export type { RequestStarted, RequestDone, WebSocketClosed, AccessKeyRefused } from '../plugins/lib/events.js'

@@ -1,11 +1,9 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
-// Entry point: read the environment once, build the listeners, listen, and shut down through
-// one path.
+// Entry point: read the environment once, answer --help and --healthcheck, start the listeners
+// (src/run.ts) and shut down through one path, on signals and on fatal errors alike.
 import closeWithGrace from 'close-with-grace'
-import type { FastifyInstance } from 'fastify'
 import { ConfigError, parseConfig, type Config } from './config.js'
-import { buildRedirectServer, buildServer } from './build.js'
-import { buildAdminServer } from './admin.js'
+import { run, type Running } from './run.js'
 import { helpText } from './help.js'
 import { CertificateError } from '../plugins/lib/certificates.js'
 
@@ -57,41 +55,40 @@ export async function start (env: Record<string, string | undefined>, args: stri
   }
   if (args.includes('--healthcheck')) await healthcheck(config)
 
-  const servers: FastifyInstance[] = []
+  // One shutdown path for signals and fatal errors: stop accepting, let requests in flight
+  // (uploads) finish for up to SHUTDOWN_TIMEOUT, end the WebSocket tunnels, then exit 0.
+  // Past SHUTDOWN_TIMEOUT close-with-grace exits with code 1; a fatal error also exits 1.
+  // Installed before the listeners start: as PID 1 in a container, a signal without a handler
+  // would be ignored.
+  let running: Running | undefined
+  closeWithGrace({
+    delay: config.shutdownTimeout,
+    logger: {
+      error: (message: unknown) => {
+        if (running !== undefined) running.main.log.error(message)
+        else process.stderr.write(`immich-proxy: ${String(message)}\n`)
+      }
+    },
+    onTimeout: delay => {
+      running?.main.log.error({ shutdownTimeoutMs: delay }, 'closing: SHUTDOWN_TIMEOUT reached with requests still in flight; exiting')
+    }
+  }, async ({ signal, err }) => {
+    if (running === undefined) {
+      if (err !== undefined) process.stderr.write(`immich-proxy: ${err.stack ?? err.message}\n`)
+      return
+    }
+    if (err !== undefined) running.main.log.error({ err }, 'closing after an error')
+    else running.main.log.info({ signal }, 'closing: no new connections; waiting for requests in flight')
+    const began = Date.now()
+    await running.close()
+    running.main.log.info({ drainMs: Date.now() - began }, 'closed')
+  })
+
   try {
-    const main = await buildServer(config)
-    servers.push(main)
-    const redirect = await buildRedirectServer(config)
-    if (redirect !== undefined) servers.push(redirect)
-    let closing = false
-    const admin = config.adminPort === undefined
-      ? undefined
-      : await buildAdminServer(config, { busy: () => closing || (main as { isUnderPressure?: () => boolean }).isUnderPressure?.() === true })
-
-    // One shutdown path for signals and fatal errors: stop accepting, let requests in flight
-    // (uploads) finish for up to SHUTDOWN_TIMEOUT, end the WebSocket tunnels, then exit.
-    // close-with-grace exits with code 1 if the drain outlives the delay.
-    closeWithGrace({ delay: config.shutdownTimeout }, async ({ signal, err }) => {
-      closing = true
-      if (err !== undefined) main.log.error({ err }, 'closing after an error')
-      else main.log.info({ signal }, 'closing: no new connections; waiting for requests in flight')
-      await Promise.all(servers.map(async server => await server.close()))
-      await admin?.close()
-      main.log.info('closed')
-    })
-
-    await main.listen({ host: config.host, port: config.port })
-    if (redirect !== undefined && config.httpPort !== undefined) {
-      await redirect.listen({ host: config.host, port: config.httpPort })
-    }
-    if (admin !== undefined && config.adminPort !== undefined) {
-      servers.push(admin)
-      await admin.listen({ host: config.adminHost, port: config.adminPort })
-    }
+    running = await run(config)
   } catch (error) {
     const problem = startupProblem(error, config)
     if (problem === undefined) throw error
-    await Promise.allSettled(servers.map(server => server.close()))
     fail(problem)
   }
 }

@@ -1,0 +1,58 @@
+// Every listener the configuration asks for, started, and closed in the order a drain needs.
+// src/server.ts runs this under the process's signals; tests run it as it is, and so may an
+// embedder who wants the standalone proxy inside a process of their own.
+import type { FastifyInstance } from 'fastify'
+import type { Config } from './config.js'
+import { buildRedirectServer, buildServer } from './build.js'
+import { buildAdminServer } from './admin.js'
+
+export interface Running {
+  /** The proxy's listener (HTTP, or HTTPS with HTTP/2). */
+  main: FastifyInstance
+  /** The plain-HTTP listener on HTTP_PORT, when configured. */
+  redirect?: FastifyInstance
+  /** /livez, /readyz and /metrics on ADMIN_HOST:ADMIN_PORT, unless ADMIN_PORT=off. */
+  admin?: FastifyInstance
+  /**
+   * The drain: stop accepting on the proxied listeners, let requests in flight (uploads) finish,
+   * cut the WebSocket tunnels (their clients reconnect), then close the admin listener, which
+   * answers /readyz with 503 until then so that a load balancer stops sending traffic.
+   */
+  close: () => Promise<void>
+}
+
+/**
+ * Builds the listeners and listens on the configured addresses. A failure (a port in use, a
+ * certificate that cannot serve) closes whatever was already started and rethrows.
+ */
+export async function run (config: Config): Promise<Running> {
+  const started: FastifyInstance[] = []
+  let closing = false
+  try {
+    const main = await buildServer(config)
+    started.push(main)
+    const redirect = await buildRedirectServer(config)
+    if (redirect !== undefined) started.push(redirect)
+    const admin = config.adminPort === undefined
+      ? undefined
+      : await buildAdminServer(config, {
+        underPressure: () => main.hasDecorator('isUnderPressure') && main.isUnderPressure(),
+        closing: () => closing
+      })
+    if (admin !== undefined) started.push(admin)
+
+    await main.listen({ host: config.host, port: config.port })
+    if (redirect !== undefined) await redirect.listen({ host: config.host, port: config.httpPort })
+    if (admin !== undefined) await admin.listen({ host: config.adminHost, port: config.adminPort })
+
+    async function close (): Promise<void> {
+      closing = true
+      await Promise.all([main.close(), redirect?.close()])
+      await admin?.close()
+    }
+    return { main, redirect, admin, close }
+  } catch (error) {
+    await Promise.allSettled(started.map(async server => await server.close()))
+    throw error
+  }
+}

@@ -1,0 +1,37 @@
+// `immich-proxy --help` prints every setting with its default, from the schema that validates
+// them (src/config.ts), and starts nothing.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { EnvSchema } from '../src/config.js'
+import { root, SOURCE_COMMAND } from './helpers/ops.js'
+
+async function helpOutput (flag: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  return await new Promise(resolve => {
+    // a bad setting in the environment does not stand in the way of reading the help
+    const child = execFile(SOURCE_COMMAND[0], [...SOURCE_COMMAND.slice(1), flag], { cwd: root, env: { PATH: process.env.PATH ?? '', PORT: 'nope' }, timeout: 30_000 },
+      (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
+  })
+}
+
+t.test('--help lists every variable of the schema with its default and description', async t => {
+  const { code, stdout, stderr } = await helpOutput('--help')
+  t.equal(code, 0)
+  t.equal(stderr, '')
+  t.match(stdout, /^immich-proxy: a reverse proxy made for Immich\.\n/)
+  const lines = stdout.split('\n')
+  const names = Object.keys(EnvSchema.properties)
+  t.ok(names.length >= 25, `${names.length} variables`)
+  for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+    const shown = schema.default === '' ? 'unset' : String(schema.default)
+    const at = lines.indexOf(`  ${name} [${shown}]`)
+    t.ok(at !== -1, `${name} [${shown}]`)
+    t.equal(lines[at + 1], `      ${String(schema.description)}`, `${name}: its description follows`)
+  }
+  t.match(stdout, /^ {2}BODY_LIMIT \[50000M\]$/m, 'defaults as a user writes them')
+  t.match(stdout, /^ {2}PROXY_TIMEOUT \[600s\]$/m)
+  t.match(stdout, /^ {2}ADMIN_PORT \[9090\]$/m)
+  t.match(stdout, /^ {2}SHUTDOWN_TIMEOUT \[30s\]$/m)
+  t.equal(lines.filter(line => /^ {2}[A-Z0-9_]+ \[/.test(line)).length, names.length, 'no variable the schema does not know')
+
+  t.same(await helpOutput('-h'), { code: 0, stdout, stderr: '' }, '-h is the same')
+})

@@ -1,0 +1,274 @@
+// Operating the proxy as an operator does: the listeners of src/run.ts in this process, the real
+// entry point in a process of its own (its stdout read as the JSON lines `docker logs` shows),
+// the admin endpoints, Prometheus text, and uploads paced over seconds.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+import { request } from 'undici'
+import { parseConfig } from '../../src/config.js'
+import { run, type Running } from '../../src/run.js'
+import { closedPort, waitFor } from './websocket.js'
+
+export const root = fileURLToPath(new URL('../..', import.meta.url))
+
+/** The entry point as `npm start` would run it, without the build step. */
+export const SOURCE_COMMAND = [process.execPath, '--import', 'tsx', 'src/server.ts']
+
+export interface Listeners {
+  running: Running
+  /** http://127.0.0.1:<PORT> */
+  url: string
+  port: number
+  /** http://127.0.0.1:<ADMIN_PORT> */
+  adminUrl: string
+  adminPort: number
+}
+
+/**
+ * Every listener of src/run.ts, configured from literal environment values on free loopback
+ * ports, closed when the test ends.
+ */
+export async function startListeners (t: Test, upstream: string, env: Record<string, string> = {}): Promise<Listeners> {
+  const port = await closedPort()
+  const adminPort = await closedPort()
+  const config = parseConfig({ UPSTREAM_URL: upstream, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(adminPort), LOG_LEVEL: 'silent', ...env })
+  const running = await run(config)
+  t.teardown(async () => await running.close())
+  return { running, url: `http://127.0.0.1:${port}`, port, adminUrl: `http://127.0.0.1:${adminPort}`, adminPort }
+}
+
+/** One stdout line of the proxy: a pino record, or `{ text }` for a line that is not JSON. */
+export type LogLine = Record<string, unknown>
+
+export interface ServerProcess {
+  child: ChildProcess
+  port: number
+  adminPort: number
+  url: string
+  adminUrl: string
+  /** stdout lines so far, parsed. */
+  lines: LogLine[]
+  /** Everything written to stdout and stderr so far. */
+  output: () => string
+  /** Resolves with the exit code and signal once the process has exited. */
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+function exitOf (child: ChildProcess): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+  return once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
+}
+
+/** Resolves when `predicate` holds, polling every 20 ms; rejects after `ms` naming `what`. */
+export const until = waitFor
+
+/**
+ * Runs `command` from the repository root with exactly `env` (plus PATH to find node; PORT and
+ * ADMIN_PORT get free loopback ports unless given, HOST defaults to 127.0.0.1) and resolves once
+ * it logs that the main and admin listeners are up. Killed when the test ends if still running.
+ */
+export async function spawnServer (t: Test, env: Record<string, string>, command = SOURCE_COMMAND): Promise<ServerProcess> {
+  const port = Number(env.PORT ?? await closedPort())
+  const adminPort = Number(env.ADMIN_PORT ?? await closedPort())
+  const child = spawn(command[0], command.slice(1), {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(port), ADMIN_PORT: String(adminPort) },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const exited = exitOf(child)
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGKILL')
+    await exited
+  })
+  const lines: LogLine[] = []
+  let output = ''
+  createInterface({ input: child.stdout }).on('line', line => {
+    output += line + '\n'
+    try {
+      lines.push(JSON.parse(line) as LogLine)
+    } catch {
+      lines.push({ text: line })
+    }
+  })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+
+  const listening = (p: number): boolean => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${p}`)
+  let gone = false
+  exited.then(() => { gone = true }, () => {})
+  await until(() => gone || (listening(port) && listening(adminPort)), 30_000, `the proxy to listen on ${port} and ${adminPort}\n${output}`)
+  if (gone) throw new Error(`the proxy exited before listening:\n${output}`)
+  return { child, port, adminPort, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, lines, output: () => output, exited }
+}
+
+/** The pino records with this message. */
+export function logged (lines: LogLine[], msg: string): LogLine[] {
+  return lines.filter(line => line.msg === msg)
+}
+
+/** Status and parsed JSON body of a GET. */
+export async function getJson (url: string): Promise<{ status: number, body: unknown }> {
+  const response = await request(url)
+  const text = await response.body.text()
+  let body: unknown = text
+  try {
+    body = JSON.parse(text)
+  } catch {}
+  return { status: response.statusCode, body }
+}
+
+/** The value of one sample in Prometheus text, e.g. sample(text, 'x_total', 'status_class="2xx"'). */
+export function sample (metrics: string, name: string, labels = ''): number | undefined {
+  const key = labels === '' ? name : `${name}{${labels}}`
+  for (const line of metrics.split('\n')) {
+    if (line.startsWith(key + ' ')) return Number(line.slice(key.length + 1))
+  }
+  return undefined
+}
+
+export async function metricsOf (adminUrl: string): Promise<string> {
+  const response = await request(adminUrl + '/metrics')
+  if (response.statusCode !== 200) throw new Error(`/metrics answered ${response.statusCode}`)
+  return await response.body.text()
+}
+
+/**
+ * /metrics once `ready(text)` holds, polling: the figures of a request are published when its
+ * response has closed, a moment after the client has read it.
+ */
+export async function metricsWhen (adminUrl: string, ready: (metrics: string) => boolean, what: string, ms = 5000): Promise<string> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const metrics = await metricsOf(adminUrl)
+    if (ready(metrics)) return metrics
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}:\n${metrics}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+export interface PacedUpload {
+  /** Bytes written to the socket so far. */
+  sent: () => number
+  /** The response, or the error that ended the upload. */
+  done: Promise<{ status?: number, body: string, error?: Error }>
+}
+
+/**
+ * POSTs `total` bytes with a Content-Length, in `chunks` equal pieces `everyMs` apart, on a
+ * connection of its own.
+ */
+export function pacedUpload (port: number, path: string, total: number, chunks: number, everyMs: number): PacedUpload {
+  const piece = Math.ceil(total / chunks)
+  let sent = 0
+  const req = httpRequest({
+    host: '127.0.0.1',
+    port,
+    method: 'POST',
+    path,
+    agent: false,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': total }
+  })
+  const done = new Promise<{ status?: number, body: string, error?: Error }>(resolve => {
+    let timer: NodeJS.Timeout | undefined
+    req.on('error', error => {
+      clearTimeout(timer)
+      resolve({ body: '', error })
+    })
+    req.on('response', res => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk })
+      res.on('end', () => resolve({ status: res.statusCode, body }))
+      res.on('error', error => resolve({ status: res.statusCode, body, error }))
+    })
+    const next = (): void => {
+      const size = Math.min(piece, total - sent)
+      sent += size
+      if (sent >= total) {
+        req.end(Buffer.alloc(size, 'u'))
+        return
+      }
+      req.write(Buffer.alloc(size, 'u'))
+      timer = setTimeout(next, everyMs)
+    }
+    next()
+  })
+  return { sent: () => sent, done }
+}
+
+/**
+ * Keeps this process's event loop busy for `ms`, in slices of `sliceMs` with a turn of the loop
+ * between them (so sockets and timers still run, late): every turn sees a delay of about
+ * `sliceMs`, as under real overload. For the load-shedding tests, which build the proxy in
+ * this same process.
+ */
+export async function overload (ms: number, sliceMs = 100): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    const sliceEnd = Math.min(end, Date.now() + sliceMs)
+    while (Date.now() < sliceEnd) { /* busy: the point is to hold the event loop */ }
+    await new Promise(resolve => setImmediate(resolve))
+  }
+}
+
+function typescriptSources (dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter(entry => entry.isFile() && entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts'))
+    .map(entry => join(entry.parentPath, entry.name))
+}
+
+function mtime (path: string): number {
+  try {
+    return statSync(path).mtimeMs
+  } catch {
+    return -1
+  }
+}
+
+/** Sources whose dist/ output is missing or older than they are, or than the tsconfig files. */
+export function staleOutputs (): string[] {
+  const config = Math.max(mtime(join(root, 'tsconfig.json')), mtime(join(root, 'tsconfig.build.json')))
+  return ['src', 'plugins'].flatMap(dir => typescriptSources(join(root, dir))).filter(source => {
+    const output = mtime(join(root, 'dist', relative(root, source).replace(/\.ts$/, '.js')))
+    return output < mtime(source) || output < config
+  })
+}
+
+/**
+ * `npm run build` (the Dockerfile's build step) when dist/ is missing or older than the sources,
+ * once at a time across test processes (a directory as the lock). Rejects with tsc's output if
+ * the build fails, as `docker build` would.
+ */
+export async function ensureBuilt (): Promise<void> {
+  const lock = join(tmpdir(), `immich-proxy-build-${createHash('sha1').update(root).digest('hex').slice(0, 12)}.lock`)
+  const deadline = Date.now() + 180_000
+  for (;;) {
+    try {
+      mkdirSync(lock)
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      // a lock left by a test process that died mid-build
+      if (Date.now() - mtime(lock) > 300_000) rmdirSync(lock)
+      if (Date.now() > deadline) throw new Error(`the build lock ${lock} was held for 3 minutes`)
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+  }
+  try {
+    if (staleOutputs().length === 0) return
+    await new Promise<void>((resolve, reject) => {
+      execFile('npm', ['run', 'build'], { cwd: root, timeout: 170_000 }, (error, stdout, stderr) => {
+        if (error === null) resolve()
+        else reject(new Error(`npm run build failed:\n${stdout}${stderr}`))
+      })
+    })
+  } finally {
+    rmdirSync(lock)
+  }
+}
