@@ -63,6 +63,14 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
   // routed request. Checked per upgrade: the host app may register it after this plugin.
   const hostRoutesUpgrades = (): boolean => fastify.hasDecorator('websocketServer')
 
+  // Node 24.9+ asks the server which upgrades to take (`shouldUpgradeCallback`, by default every
+  // one while an 'upgrade' listener exists) and hands the others to the request handler with
+  // their bodies intact; there, declining by re-parsing the socket no longer works, since Node
+  // has not read the body when it emits 'upgrade'. Older Node (20) has no such hook: the
+  // 'upgrade' listener below declines for it.
+  const server = fastify.server as unknown as { shouldUpgradeCallback?: (raw: IncomingMessage) => boolean }
+  if (typeof server.shouldUpgradeCallback === 'function') server.shouldUpgradeCallback = isWebSocketHandshake
+
   function track (socket: Socket): void {
     upgraded.add(socket)
     socket.once('close', () => upgraded.delete(socket))
