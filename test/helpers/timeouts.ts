@@ -3,7 +3,6 @@
 // bounded wait that tells a cut response from a hung one.
 import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Server } from 'node:http'
-import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -67,11 +66,5 @@ export async function settleWithin<T> (promise: Promise<T>, ms: number): Promise
   }
 }
 
-/** A port on 127.0.0.1 that was just free and has nothing listening: a refused connection. */
-export async function closedPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
-}
+// one definition, shared with the WebSocket tests
+export { closedPort } from './websocket.js'
