@@ -1,27 +1,13 @@
 // A key file that cannot be read at start stops the real entry point: starting without the
 // guard, or with only some of the keys, would open the door the operator meant to lock.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { closedPort } from './helpers/websocket.js'
+import { runServer } from './helper.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-
-interface Exit { code: number | null, stdout: string, stderr: string }
-
-/** Runs src/server.ts with exactly `env` (plus PATH to find node), never the ambient environment. */
-async function serverWith (env: Record<string, string>): Promise<Exit> {
-  return await new Promise(resolve => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      timeout: 30_000
-    }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
-  })
-}
+const serverWith = runServer
 
 t.test('ACCESS_KEY_FILE naming a missing file: exit 1 and one line naming the variable', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-keys-'))

@@ -1,22 +1,8 @@
 // The real entry point with a bad environment: what an operator sees in `docker logs`.
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { runServer } from './helper.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-
-interface Exit { code: number | null, stdout: string, stderr: string }
-
-/** Runs src/server.ts with exactly `env` (plus PATH to find node), never the ambient environment. */
-async function serverWith (env: Record<string, string>): Promise<Exit> {
-  return await new Promise(resolve => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      timeout: 30_000
-    }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
-  })
-}
+const serverWith = runServer
 
 t.test('a bad BODY_LIMIT stops the process with exit code 1 and one line', async t => {
   const exit = await serverWith({ BODY_LIMIT: '12q' })

@@ -76,3 +76,21 @@ export async function rawExchange (port: number, head: string, body?: Buffer): P
     socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')))
   })
 }
+
+export interface ServerExit { code: number | null, stdout: string, stderr: string }
+
+/**
+ * Runs the real entry point (src/server.ts) with exactly `env` plus PATH, never the ambient
+ * environment, until it exits: for start-up errors, what an operator sees in `docker logs`.
+ */
+export async function runServer (env: Record<string, string>): Promise<ServerExit> {
+  const { execFile } = await import('node:child_process')
+  const { fileURLToPath } = await import('node:url')
+  return await new Promise(resolve => {
+    const child = execFile(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: { PATH: process.env.PATH ?? '', ...env },
+      timeout: 30_000
+    }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
+  })
+}

@@ -1,25 +1,13 @@
 // The real entry point with TLS settings that cannot serve: what an operator sees in `docker logs`.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { makeCertificate, writeCertificateFiles } from './helpers/tls.js'
+import { runServer, type ServerExit } from './helper.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-
-interface Exit { code: number | null, stdout: string, stderr: string }
-
-/** Runs src/server.ts with exactly `env` (plus PATH to find node), never the ambient environment. */
-async function serverWith (env: Record<string, string>): Promise<Exit> {
-  return await new Promise(resolve => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: root,
-      // port 1 is never reached: every case fails before listening
-      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '1', ADMIN_PORT: 'off', UPSTREAM_URL: 'http://127.0.0.1:2283', ...env },
-      timeout: 30_000
-    }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
-  })
+/** The real entry point; port 1 is never reached: every case fails before listening. */
+async function serverWith (env: Record<string, string>): Promise<ServerExit> {
+  return await runServer({ HOST: '127.0.0.1', PORT: '1', ADMIN_PORT: 'off', UPSTREAM_URL: 'http://127.0.0.1:2283', ...env })
 }
 
 t.test('each unusable pair stops start-up with exit code 1 and one line naming the variable', async t => {
