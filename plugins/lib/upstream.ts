@@ -19,13 +19,14 @@ export interface UpstreamOptions {
 
 export const DEFAULT_PROXY_TIMEOUT = 600_000
 
+// the proxy serves HTTP/1.1 and HTTP/2 clients alike
+type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
+type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>
+
 // reply-from rebuilds the path with `new URL()`, which re-encodes characters such as `{`, `|`
 // or `'` and re-serialises the query. Immich must get the request target byte for byte (nginx
 // passes it untouched when proxy_pass has no URI part), so the raw target rides along under a
 // symbol, which undici never serialises, and this interceptor puts it back as the path.
-type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
-type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>
-
 const kRawTarget = Symbol('immich-proxy.rawTarget')
 
 type HeadersWithTarget = Record<string, string | string[] | undefined> & { [kRawTarget]?: string }

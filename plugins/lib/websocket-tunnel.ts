@@ -10,6 +10,7 @@ import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
 import { websocketClosed, websocketOpened, type WebSocketClosed } from './events.js'
 import { redactedPath } from './redact.js'
+import { stripHopByHop } from './hop-by-hop.js'
 import { clientResponseHeaders, sendUpstreamError } from './upstream.js'
 
 export interface TunnelTarget {
@@ -31,17 +32,11 @@ function switchingProtocolsHead (response: IncomingMessage): string {
 }
 
 function upgradeRequestHeaders (request: FastifyRequest): Record<string, string | string[] | undefined> {
-  // Connection and Upgrade are hop-by-hop, but they are the request itself here: only the rest
-  // of what Connection names is dropped.
-  const headers: Record<string, string | string[] | undefined> = { ...request.headers }
-  for (const name of String(headers.connection ?? '').split(',')) {
-    const field = name.trim().toLowerCase()
-    if (field !== '' && field !== 'upgrade') delete headers[field]
-  }
-  for (const name of ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'proxy-authorization']) {
-    delete headers[name]
-  }
+  // The usual hop-by-hop rules, except that Connection: Upgrade and Upgrade are the request
+  // itself here and go on to Immich.
+  const headers: Record<string, string | string[] | undefined> = stripHopByHop({ ...request.headers })
   headers.connection = 'Upgrade'
+  headers.upgrade = request.headers.upgrade
   return Object.assign(headers, request.forwardedHeaders)
 }
 
