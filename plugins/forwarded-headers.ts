@@ -96,7 +96,9 @@ export default fp<ForwardedHeadersOptions>(async function forwardedHeaders (fast
   const trust: Trust = trustList.length === 0 ? () => false : proxyAddr.compile(trustList)
 
   fastify.decorateRequest('forwardedHeaders', null as unknown as ForwardedHeaders)
-  fastify.addHook('onRequest', async (request) => {
+  // a callback hook: an async one costs every request a promise
+  fastify.addHook('onRequest', (request, reply, done) => {
     request.forwardedHeaders = forwardedHeadersFor(request, trust)
+    done()
   })
 }, { name: 'immich-proxy-forwarded-headers', fastify: '5.x', dependencies: ['immich-proxy-tls'] })

@@ -1,8 +1,8 @@
 // The catch-all: every method on every path goes to Immich (nginx `location / { proxy_pass … }`),
-// bodies streamed both ways by @fastify/http-proxy over undici.
+// bodies streamed both ways over undici (lib/forward.ts).
 import fp from 'fastify-plugin'
-import httpProxy from '@fastify/http-proxy'
-import { httpProxyOptions, upstreamDispatcher, type UpstreamOptions } from './lib/upstream.js'
+import { registerImmichRoutes } from './lib/forward.js'
+import { upstreamDispatcher, type UpstreamOptions } from './lib/upstream.js'
 
 export type ProxyOptions = UpstreamOptions
 
@@ -10,13 +10,9 @@ export default fp<ProxyOptions>(async function proxy (fastify, opts) {
   const dispatcher = upstreamDispatcher(opts)
   fastify.addHook('onClose', async () => { await dispatcher.destroy() })
 
-  // every method Node parses and Fastify routes, not only http-proxy's default seven
+  // every method Node parses and Fastify routes (WebDAV's among them); CONNECT is not for a path
   const methods = fastify.supportedMethods.filter(method => method !== 'CONNECT')
-  // Fastify's own text/plain parser would read such a body whole (capped at its 1 MiB bodyLimit,
-  // whatever BODY_LIMIT says) and re-encode it as UTF-8; http-proxy replaces only the JSON and
-  // catch-all parsers. Without it, text/plain streams through the catch-all like any body.
-  fastify.removeContentTypeParser('text/plain')
-  await fastify.register(httpProxy, { ...httpProxyOptions(opts, dispatcher), httpMethods: methods })
+  await registerImmichRoutes(fastify, dispatcher, methods, ['/', '/*'])
 }, {
   name: 'immich-proxy-proxy',
   fastify: '5.x',

@@ -43,14 +43,17 @@ export default fp<TlsOptions>(async function tls (fastify, opts) {
   // (it looks for Transfer-Encoding, which HTTP/2 does not have), and the proxy would then send
   // Immich an empty body. A stream that did not end with its headers does carry a body: mark it
   // the way HTTP/1.1 would. The marker is hop-by-hop and never reaches Immich.
-  fastify.addHook('onRequest', (request, reply, done) => {
-    const raw = request.raw as FastifyRequest['raw'] & { stream?: { endAfterHeaders: boolean } }
-    if (raw.httpVersionMajor === 2 && raw.stream?.endAfterHeaders === false &&
-      raw.headers['content-length'] === undefined && raw.headers['transfer-encoding'] === undefined) {
-      raw.headers['transfer-encoding'] = 'chunked'
-    }
-    done()
-  })
+  // (Only an HTTP/2 server has such requests; an HTTP/1.1 one skips the hook.)
+  if (fastify.initialConfig.http2 === true) {
+    fastify.addHook('onRequest', (request, reply, done) => {
+      const raw = request.raw as FastifyRequest['raw'] & { stream?: { endAfterHeaders: boolean } }
+      if (raw.httpVersionMajor === 2 && raw.stream?.endAfterHeaders === false &&
+        raw.headers['content-length'] === undefined && raw.headers['transfer-encoding'] === undefined) {
+        raw.headers['transfer-encoding'] = 'chunked'
+      }
+      done()
+    })
+  }
 
   const hsts = opts.hsts ?? 'max-age=31536000'
   if (hsts !== false) {

@@ -8,15 +8,25 @@ const ALWAYS_HOP_BY_HOP = [
   'proxy-authorization', 'proxy-authenticate', 'http2-settings'
 ]
 
+/** The fields that are always hop-by-hop, lower case. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(ALWAYS_HOP_BY_HOP)
+
+/** The fields a Connection header names (lower case), or undefined when there is none. */
+export function connectionFields (connection: string | string[] | number | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined
+  const fields = new Set<string>()
+  for (const name of String(connection).split(',')) {
+    const field = name.trim().toLowerCase()
+    // keep-alive and close are the common values, and both are dropped anyway
+    if (field !== '' && field !== 'close' && field !== 'keep-alive') fields.add(field)
+  }
+  return fields.size === 0 ? undefined : fields
+}
+
 /** Deletes hop-by-hop fields from `headers` in place and returns it. */
 export function stripHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeaders> (headers: T): T {
-  const connection = headers.connection
-  if (connection !== undefined) {
-    for (const name of String(connection).split(',')) {
-      const field = name.trim().toLowerCase()
-      if (field !== '') delete headers[field]
-    }
-  }
+  const named = connectionFields(headers.connection)
+  if (named !== undefined) for (const field of named) delete headers[field]
   for (const name of ALWAYS_HOP_BY_HOP) delete headers[name]
   return headers
 }

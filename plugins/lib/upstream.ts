@@ -1,11 +1,9 @@
 // What the HTTP proxy and the well-known route share about talking to Immich: the connection
 // pool, the request and response header rules, and how upstream failures look to clients.
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RawServerBase, RouteGenericInterface } from 'fastify'
-import type { FastifyHttpProxyOptions } from '@fastify/http-proxy'
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
-import { Pool, type Dispatcher } from 'undici'
-import { stripHopByHop } from './hop-by-hop.js'
+import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import { Pool, util, type Dispatcher } from 'undici'
+import { HOP_BY_HOP, connectionFields, stripHopByHop } from './hop-by-hop.js'
 
 export interface UpstreamOptions {
   /** Origin of the Immich server, e.g. http://immich-server:2283. */
@@ -23,20 +21,6 @@ export const DEFAULT_PROXY_TIMEOUT = 600_000
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>
 
-// reply-from rebuilds the path with `new URL()`, which re-encodes characters such as `{`, `|`
-// or `'` and re-serialises the query. Immich must get the request target byte for byte (nginx
-// passes it untouched when proxy_pass has no URI part), so the raw target rides along under a
-// symbol, which undici never serialises, and this interceptor puts it back as the path.
-const kRawTarget = Symbol('immich-proxy.rawTarget')
-
-type HeadersWithTarget = Record<string, string | string[] | undefined> & { [kRawTarget]?: string }
-
-const rawTargetInterceptor: Dispatcher.DispatcherComposeInterceptor = dispatch => (options, handler) => {
-  const headers = options.headers as HeadersWithTarget | undefined
-  const rawTarget = headers?.[kRawTarget]
-  return dispatch(rawTarget === undefined ? options : { ...options, path: rawTarget }, handler)
-}
-
 /** One pool per upstream; requests beyond the open connections open new ones, never queue. */
 export function upstreamDispatcher ({ upstream, proxyTimeout = DEFAULT_PROXY_TIMEOUT }: UpstreamOptions): Dispatcher {
   return new Pool(upstream, {
@@ -44,17 +28,48 @@ export function upstreamDispatcher ({ upstream, proxyTimeout = DEFAULT_PROXY_TIM
     pipelining: 1,
     headersTimeout: proxyTimeout,
     bodyTimeout: proxyTimeout
-  }).compose(rawTargetInterceptor)
+  })
 }
 
-/** Request headers for Immich: the client's, less hop-by-hop fields, plus the forwarded ones. */
-export function upstreamRequestHeaders (request: AnyRequest, headers: IncomingHttpHeaders): HeadersWithTarget {
-  const outgoing: HeadersWithTarget = stripHopByHop(headers)
-  // Node has already answered `100 Continue` to the client; undici refuses to send Expect itself.
-  delete outgoing.expect
+/**
+ * Request headers for Immich: the client's, less hop-by-hop fields, Expect and HTTP/2's pseudo-
+ * headers, plus the forwarded ones. A new object: the client's stays as it arrived. (The
+ * request target needs no care: it goes to undici as `path`, byte for byte as the client sent it.)
+ */
+export function upstreamRequestHeaders (request: AnyRequest): Record<string, string | string[]> {
+  const incoming = request.raw.headers
+  const dropped = connectionFields(incoming.connection)
+  const outgoing: Record<string, string | string[]> = {}
+  for (const name in incoming) {
+    const value = incoming[name]
+    // Node has already answered `100 Continue` to the client; undici refuses to send Expect itself.
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || HOP_BY_HOP.has(name) || name === 'expect' || dropped?.has(name) === true) continue
+    outgoing[name] = value
+  }
   Object.assign(outgoing, request.forwardedHeaders)
-  outgoing[kRawTarget] = request.raw.url
   return outgoing
+}
+
+/**
+ * Response headers for the client from undici's raw list (name, value, name, value…): Immich's,
+ * less hop-by-hop fields; Location untouched; repeated fields (Set-Cookie) kept as arrays.
+ */
+export function clientResponseHeadersFromRaw (raw: Buffer[]): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = Object.create(null)
+  let connection: string | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = util.headerNameToString(raw[i])
+    const value = raw[i + 1].toString('latin1')
+    if (name === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`
+    if (HOP_BY_HOP.has(name)) continue
+    const previous = headers[name]
+    if (previous === undefined) headers[name] = value
+    else if (typeof previous === 'string') headers[name] = [previous, value]
+    else previous.push(value)
+  }
+  const dropped = connectionFields(connection)
+  if (dropped !== undefined) for (const name of dropped) delete headers[name]
+  return headers
 }
 
 /** Response headers for the client: Immich's, less hop-by-hop fields; Location untouched. */
@@ -94,42 +109,4 @@ export function sendUpstreamError (reply: AnyReply, error: Error): void {
     error: statusCode === 504 ? 'Gateway Timeout' : 'Bad Gateway',
     message
   })
-}
-
-/**
- * Node's idle timer on the client's socket (connectionTimeout = PROXY_TIMEOUT) is for the
- * client's silence. While Immich has the turn (it has the request and has not begun to answer,
- * or it has stopped taking the upload so the client is held back) the client is silent because
- * Immich is, and undici's headersTimeout, also PROXY_TIMEOUT, answers that with 504. Node's
- * timer started earlier, at the client's last byte, so it would win and drop the connection
- * without a word. A 'timeout' listener on the response replaces Node's destroy; re-arming the
- * timer keeps the socket guarded should undici never fire.
- */
-function deferClientTimeoutToUpstream (request: AnyRequest, reply: AnyReply, done: HookHandlerDoneFunction): void {
-  const res = reply.raw as ServerResponse
-  res.on('timeout', (socket: Socket) => {
-    const immichHasTheTurn = !res.headersSent && (res.req.complete || res.req.isPaused())
-    if (immichHasTheTurn && socket.timeout !== undefined) socket.setTimeout(socket.timeout)
-    else socket.destroy()
-  })
-  done()
-}
-
-/** @fastify/http-proxy options shared by every route that forwards to Immich. */
-export function httpProxyOptions (opts: UpstreamOptions, dispatcher: Dispatcher): FastifyHttpProxyOptions {
-  return {
-    upstream: opts.upstream,
-    undici: dispatcher as FastifyHttpProxyOptions['undici'],
-    disableRequestLogging: true,
-    // mirrors nginx `proxy_redirect off`
-    internalRewriteLocationHeader: false,
-    preHandler: deferClientTimeoutToUpstream,
-    replyOptions: {
-      rewriteRequestHeaders: upstreamRequestHeaders,
-      rewriteHeaders: clientResponseHeaders,
-      onError: (reply, { error }) => sendUpstreamError(reply, error),
-      // never replay a request on its own: Immich's 503 is for the client to see
-      retryDelay: () => null
-    }
-  }
 }

@@ -1,0 +1,149 @@
+// One request to Immich and its answer back, on undici's dispatch API: the lean path that replaced
+// @fastify/http-proxy/reply-from on every proxied request (issue 5). Per request it makes one
+// header object each way, one handler and, once Immich answers, one Readable for the body;
+// reply-from also rebuilt the URL three times, copied the headers twice and went through
+// undici's promise-returning request() with its own body stream. The answer still goes out
+// through `reply.send`, so every onSend hook (HSTS, the access log, an embedder's own) sees it.
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
+import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import { clientResponseHeadersFromRaw, sendUpstreamError, upstreamRequestHeaders } from './upstream.js'
+
+// the proxy serves HTTP/1.1 and HTTP/2 clients alike
+type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
+type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>
+
+/** The response body as Fastify sends it: Immich's chunks, with undici paused while the client is slow. */
+class ImmichBody extends Readable {
+  constructor (private readonly exchange: Exchange) {
+    super()
+  }
+
+  override _read (): void {
+    this.exchange.resumeUpstream?.()
+  }
+
+  override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
+    // the client went away (or Fastify gave up on it) before Immich finished: stop Immich too
+    if (!this.exchange.complete) this.exchange.abortUpstream(error ?? new Error('client closed the connection'))
+    callback(error)
+  }
+}
+
+/** undici's dispatch handler for one exchange (its callback API: no promise, no wrapper per request). */
+class Exchange implements Dispatcher.DispatchHandler {
+  complete = false
+  resumeUpstream?: () => void
+  private abort?: (error: Error) => void
+  private abortedWith?: Error
+  private body?: ImmichBody
+
+  constructor (private readonly reply: AnyReply) {}
+
+  abortUpstream (error: Error): void {
+    if (this.complete) return
+    if (this.abort === undefined) this.abortedWith = error
+    else this.abort(error)
+  }
+
+  // The client leaving before Immich answered (a cancelled thumbnail, a closed tab) cancels the
+  // request to Immich, as nginx does; afterwards the body stream carries that news.
+  readonly onClientClose = (): void => {
+    if (this.body === undefined && !this.reply.raw.writableFinished) this.abortUpstream(new Error('client closed the connection'))
+  }
+
+  onConnect (abort: (error?: Error) => void): void {
+    this.abort = abort
+    if (this.abortedWith !== undefined) abort(this.abortedWith)
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // interim answers (103 Early Hints) are not passed on; the final one follows
+    if (statusCode < 200) return true
+    this.resumeUpstream = resume
+    this.body = new ImmichBody(this)
+    this.reply.code(statusCode).headers(clientResponseHeadersFromRaw(rawHeaders)).send(this.body)
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    return (this.body as ImmichBody).push(chunk)
+  }
+
+  onComplete (): void {
+    this.complete = true
+    this.body?.push(null)
+  }
+
+  onError (error: Error): void {
+    this.complete = true
+    if (this.body === undefined) sendUpstreamError(this.reply, error)
+    else this.body.destroy(error)
+  }
+}
+
+/**
+ * Node's idle timer on the client's socket (connectionTimeout = PROXY_TIMEOUT) is for the
+ * client's silence. While Immich has the turn (it has the request and has not begun to answer,
+ * or it has stopped taking the upload so the client is held back) the client is silent because
+ * Immich is, and undici's headersTimeout, also PROXY_TIMEOUT, answers that with 504. Node's
+ * timer started earlier, at the client's last byte, so it would win and drop the connection
+ * without a word. A 'timeout' listener on the response replaces Node's destroy; re-arming the
+ * timer keeps the socket guarded should undici never fire.
+ */
+function deferClientTimeoutToUpstream (this: ServerResponse, socket: Socket): void {
+  const immichHasTheTurn = !this.headersSent && (this.req.complete || this.req.isPaused())
+  if (immichHasTheTurn && socket.timeout !== undefined) socket.setTimeout(socket.timeout)
+  else socket.destroy()
+}
+
+// the request body after every preParsing hook, for the methods whose bodies Fastify leaves alone
+const kPayload = Symbol('immich-proxy.payload')
+
+/** Whether the client's request carries a body, however it is framed. */
+function declaresBody (request: AnyRequest): boolean {
+  const headers = request.headers
+  const length = headers['content-length']
+  return length !== undefined ? length !== '0' : headers['transfer-encoding'] !== undefined
+}
+
+/** Sends `request` to Immich through `dispatcher` and streams the answer back through `reply`. */
+export function forwardToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dispatcher): void {
+  const raw = request.raw
+  const exchange = new Exchange(reply)
+  const res = reply.raw as ServerResponse
+  res.on('timeout', deferClientTimeoutToUpstream)
+  res.once('close', exchange.onClientClose)
+  // The body as the catch-all parser handed it on (counted by the body limit when chunked). A
+  // method Fastify parses no body for (GET, HEAD…) may still carry one: it goes as the preParsing
+  // hooks left it, so the body limit counts it too.
+  let body = request.body as Readable | undefined
+  if (body === undefined && declaresBody(request)) body = (request as AnyRequest & { [kPayload]?: Readable })[kPayload]
+  dispatcher.dispatch({
+    path: raw.url as string,
+    method: raw.method as Dispatcher.HttpMethod,
+    headers: upstreamRequestHeaders(request),
+    body: body ?? null
+  }, exchange)
+}
+
+/**
+ * Routes `methods` on `/` and `/*` (or only `path`) to Immich, with a body parser that hands
+ * every body on as the stream it is: nothing is parsed, buffered or re-encoded on the way.
+ * Registered in a scope of its own, so the parsers of the app around it stay as they were.
+ */
+export async function registerImmichRoutes (fastify: FastifyInstance, dispatcher: Dispatcher, methods: string[], paths: string[]): Promise<void> {
+  await fastify.register(async function immichRoutes (scope) {
+    scope.removeAllContentTypeParsers()
+    scope.addContentTypeParser('*', (request, payload, done) => { done(null, payload) })
+    // registered after the app's own preParsing hooks (the body limit's), so it sees their result
+    scope.addHook('preParsing', (request, reply, payload, done) => {
+      (request as FastifyRequest & { [kPayload]?: Readable })[kPayload] = payload
+      done(null, payload)
+    })
+    const handler = (request: FastifyRequest, reply: FastifyReply): void => { forwardToImmich(request, reply, dispatcher) }
+    for (const url of paths) scope.route({ method: methods, url, handler })
+  })
+}
