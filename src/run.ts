@@ -4,7 +4,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { buildRedirectServer, buildServer } from './build.js'
-import { buildAdminServer } from './admin.js'
 
 export interface Running {
   /** The proxy's listener (HTTP, or HTTPS with HTTP/2). */
@@ -35,7 +34,8 @@ export async function run (config: Config): Promise<Running> {
     if (redirect !== undefined) started.push(redirect)
     const admin = config.adminPort === undefined
       ? undefined
-      : await buildAdminServer(config, {
+      // loaded only when asked for: prom-client and its dependencies are ~80 modules
+      : await (await import('./admin.js')).buildAdminServer(config, {
         underPressure: () => main.hasDecorator('isUnderPressure') && main.isUnderPressure(),
         closing: () => closing
       })

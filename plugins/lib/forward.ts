@@ -1,9 +1,10 @@
 // One request to Immich and its answer back, on undici's dispatch API: the lean path that replaced
 // @fastify/http-proxy/reply-from on every proxied request (issue 5). Per request it makes one
-// header object each way, one handler and, once Immich answers, one Readable for the body;
+// header object each way and one handler, plus a Readable for an answer longer than a read;
 // reply-from also rebuilt the URL three times, copied the headers twice and went through
 // undici's promise-returning request() with its own body stream. The answer still goes out
-// through `reply.send`, so every onSend hook (HSTS, the access log, an embedder's own) sees it.
+// through `reply.send`, so every onSend hook (HSTS, the access log, an embedder's own) sees it;
+// an answer that arrived whole in one read goes as a buffer, without a stream.
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -38,6 +39,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   resumeUpstream?: () => void
   private abort?: (error: Error) => void
   private abortedWith?: Error
+  private answered = false
+  private statusCode = 0
+  private headers?: Record<string, string | string[]>
+  private early?: Buffer[]
   private body?: ImmichBody
 
   constructor (private readonly reply: AnyReply) {}
@@ -63,13 +68,20 @@ class Exchange implements Dispatcher.DispatchHandler {
     // interim answers (103 Early Hints) are not passed on; the final one follows
     if (statusCode < 200) return true
     this.resumeUpstream = resume
-    this.body = new ImmichBody(this)
-    this.reply.code(statusCode).headers(clientResponseHeadersFromRaw(rawHeaders)).send(this.body)
+    this.statusCode = statusCode
+    this.headers = clientResponseHeadersFromRaw(rawHeaders)
+    // undici parses a whole socket read at once: a small answer's body and end arrive in this
+    // same turn. The answer goes to Fastify on the next tick, whole if it is complete by then.
+    process.nextTick(answer, this)
     return true
   }
 
   onData (chunk: Buffer): boolean {
-    return (this.body as ImmichBody).push(chunk)
+    if (this.body !== undefined) return this.body.push(chunk)
+    // at most the rest of the socket read in hand, before the next tick
+    this.early ??= []
+    this.early.push(chunk)
+    return true
   }
 
   onComplete (): void {
@@ -79,9 +91,40 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onError (error: Error): void {
     this.complete = true
-    if (this.body === undefined) sendUpstreamError(this.reply, error)
-    else this.body.destroy(error)
+    if (this.body !== undefined) {
+      this.body.destroy(error)
+    } else if (!this.answered) {
+      this.answered = true
+      sendUpstreamError(this.reply, error)
+    }
   }
+
+  /**
+   * Immich's answer to the client: a body that arrived whole with its headers goes as one buffer
+   * (no stream, no pipe: most API answers and thumbnails), anything longer as a stream. Fastify
+   * would label a buffer without Content-Type as application/octet-stream, so such a body
+   * streams too, and its headers stay Immich's.
+   */
+  send (): void {
+    if (this.answered) return
+    this.answered = true
+    const headers = this.headers as Record<string, string | string[]>
+    const reply = this.reply.code(this.statusCode).headers(headers)
+    const early = this.early
+    this.early = undefined
+    if (this.complete && (early === undefined || headers['content-type'] !== undefined)) {
+      reply.send(early === undefined ? undefined : early.length === 1 ? early[0] : Buffer.concat(early))
+      return
+    }
+    const body = this.body = new ImmichBody(this)
+    if (early !== undefined) for (const chunk of early) body.push(chunk)
+    if (this.complete) body.push(null)
+    reply.send(body)
+  }
+}
+
+function answer (exchange: Exchange): void {
+  exchange.send()
 }
 
 /**

@@ -80,46 +80,70 @@ export class PendingClient {
 
 /**
  * Pipes the two sockets into each other until either ends, then reports the tunnel once: an
- * access-log line and the websocket-closed event (bytes counted from the 101 on).
+ * access-log line and the websocket-closed event (bytes counted from the 101 on). An open tunnel
+ * keeps only its two sockets and this small record, not the request and reply it came from:
+ * idle sockets are what a proxy holds most of (one per open Immich tab or app).
  */
 function join (request: FastifyRequest, client: Socket, upstream: Socket, timeout: number): void {
-  client.setNoDelay(true)
-  upstream.setNoDelay(true)
-  const opened = process.hrtime.bigint()
-  const readAtOpen = client.bytesRead
-  const writtenAtOpen = client.bytesWritten
-  if (websocketOpened.hasSubscribers) websocketOpened.publish({})
-  let closed = false
-  const closeBoth = (): void => {
-    client.destroy()
-    upstream.destroy()
-    if (closed) return
-    closed = true
+  new Tunnel(request, client, upstream).open(timeout)
+}
+
+class Tunnel {
+  private readonly opened = process.hrtime.bigint()
+  private readonly readAtOpen: number
+  private readonly writtenAtOpen: number
+  private readonly log: FastifyRequest['log']
+  private readonly method: string
+  private readonly path: string
+  private readonly realIp: string
+  private closed = false
+
+  constructor (request: FastifyRequest, private readonly client: Socket, private readonly upstream: Socket) {
+    this.readAtOpen = client.bytesRead
+    this.writtenAtOpen = client.bytesWritten
+    this.log = request.log
+    this.method = request.method
+    this.path = redactedPath(request.url)
+    this.realIp = request.forwardedHeaders['x-real-ip']
+  }
+
+  open (timeout: number): void {
+    const { client, upstream } = this
+    client.setNoDelay(true)
+    upstream.setNoDelay(true)
+    if (websocketOpened.hasSubscribers) websocketOpened.publish({})
+    for (const socket of [client, upstream]) {
+      socket.on('error', this.closeBoth)
+      socket.on('close', this.closeBoth)
+      if (timeout > 0) socket.setTimeout(timeout, this.closeBoth)
+    }
+    // pipe() pauses the faster side when the slower one's buffer is full: a slow reader holds
+    // back its peer instead of growing this process.
+    client.pipe(upstream)
+    upstream.pipe(client)
+  }
+
+  private readonly closeBoth = (): void => {
+    this.client.destroy()
+    this.upstream.destroy()
+    if (this.closed) return
+    this.closed = true
     const report: WebSocketClosed = {
-      durationMs: Number(process.hrtime.bigint() - opened) / 1e6,
-      bytesFromClient: client.bytesRead - readAtOpen,
-      bytesToClient: client.bytesWritten - writtenAtOpen
+      durationMs: Number(process.hrtime.bigint() - this.opened) / 1e6,
+      bytesFromClient: this.client.bytesRead - this.readAtOpen,
+      bytesToClient: this.client.bytesWritten - this.writtenAtOpen
     }
     if (websocketClosed.hasSubscribers) websocketClosed.publish(report)
-    request.log.info({
-      method: request.method,
-      path: redactedPath(request.url),
+    this.log.info({
+      method: this.method,
+      path: this.path,
       status: 101,
       bytesIn: report.bytesFromClient,
       bytesOut: report.bytesToClient,
       durationMs: Math.round(report.durationMs),
-      client: request.forwardedHeaders['x-real-ip']
+      client: this.realIp
     }, 'websocket')
   }
-  for (const socket of [client, upstream]) {
-    socket.on('error', closeBoth)
-    socket.on('close', closeBoth)
-    if (timeout > 0) socket.setTimeout(timeout, closeBoth)
-  }
-  // pipe() pauses the faster side when the slower one's buffer is full: a slow reader holds
-  // back its peer instead of growing this process.
-  client.pipe(upstream)
-  upstream.pipe(client)
 }
 
 /**
