@@ -62,3 +62,40 @@ t.test('repeated response fields reach the client as separate fields, hop-by-hop
   t.equal(res.headers['x-kept'], 'yes')
   t.equal(await res.body.text(), 'ok')
 })
+
+t.test('a whole small answer keeps Immich\'s headers: no Content-Type is added, 204 and 304 stay bodiless', async t => {
+  const upstream = await startUpstream(t, (req, res) => {
+    if (req.url === '/untyped') {
+      res.writeHead(200, { 'content-length': '2' })
+      res.end('ok')
+    } else if (req.url === '/typed') {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-immich-cid': 'abc' })
+      res.end('{"a":1}')
+    } else if (req.url === '/none') {
+      res.writeHead(204, { 'x-immich-cid': 'none' })
+      res.end()
+    } else {
+      res.writeHead(304, { etag: '"v1"' })
+      res.end()
+    }
+  })
+  const proxy = await startProxy(t, upstream.url)
+
+  const untyped = await request(`${proxy.url}/untyped`)
+  t.equal(untyped.headers['content-type'], undefined, 'no Content-Type invented')
+  t.equal(await untyped.body.text(), 'ok')
+
+  const typed = await request(`${proxy.url}/typed`)
+  t.same([typed.headers['content-type'], typed.headers['content-length'], typed.headers['x-immich-cid']], ['application/json', '7', 'abc'])
+  t.equal(await typed.body.text(), '{"a":1}')
+
+  const none = await request(`${proxy.url}/none`)
+  t.equal(none.statusCode, 204)
+  t.same([none.headers['content-length'], none.headers['content-type'], none.headers['x-immich-cid']], [undefined, undefined, 'none'])
+  t.equal(await none.body.text(), '')
+
+  const notModified = await request(`${proxy.url}/photo`, { headers: { 'if-none-match': '"v1"' } })
+  t.equal(notModified.statusCode, 304)
+  t.equal(notModified.headers.etag, '"v1"')
+  t.equal(await notModified.body.text(), '')
+})
