@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import type { Socket } from 'node:net'
 import { requestDone, requestStarted, type RequestDone } from './lib/events.js'
 import { redactedPath } from './lib/redact.js'
+import { declaresBody } from './lib/hop-by-hop.js'
 
 export interface AccessLogOptions {
   /** false: publish the figures to the metrics but write no log line. Default true. */
@@ -30,11 +31,6 @@ type Observed = FastifyRequest & { [kStats]?: Stats }
 const kCountedTo = Symbol('immich-proxy.countedTo')
 type CountedSocket = Socket & { [kCountedTo]?: { read: number, written: number } }
 
-function hasBody (request: FastifyRequest): boolean {
-  const length = request.headers['content-length']
-  return length !== undefined ? length !== '0' : request.headers['transfer-encoding'] !== undefined
-}
-
 function ms (from: bigint, to: bigint): number {
   return Number(to - from) / 1e6
 }
@@ -55,7 +51,7 @@ export default fp<AccessLogOptions>(async function accessLog (fastify, opts) {
     const done: RequestDone = {
       method: request.method,
       statusCode: reply.raw.headersSent ? reply.statusCode : 0,
-      hasBody: hasBody(request),
+      hasBody: declaresBody(request.headers),
       bytesIn,
       bytesOut,
       durationMs: reply.elapsedTime,
@@ -81,7 +77,7 @@ export default fp<AccessLogOptions>(async function accessLog (fastify, opts) {
     const socket = request.raw.socket as CountedSocket | undefined
     const from = socket?.[kCountedTo]
     request[kStats] = { socket, socketRead: from?.read ?? 0, socketWritten: from?.written ?? 0 }
-    if (requestStarted.hasSubscribers) requestStarted.publish({ hasBody: hasBody(request) })
+    if (requestStarted.hasSubscribers) requestStarted.publish({ hasBody: declaresBody(request.headers) })
     // 'close' fires however the exchange ends (finished, aborted by either side, hijacked
     // upgrade closing), where onResponse misses aborted requests
     reply.raw.once('close', () => finish(request, reply))

@@ -10,6 +10,7 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
+import { declaresBody } from './hop-by-hop.js'
 import { clientResponseHeadersFromRaw, sendUpstreamError, upstreamRequestHeaders } from './upstream.js'
 
 // the proxy serves HTTP/1.1 and HTTP/2 clients alike
@@ -145,13 +146,6 @@ function deferClientTimeoutToUpstream (this: ServerResponse, socket: Socket): vo
 // the request body after every preParsing hook, for the methods whose bodies Fastify leaves alone
 const kPayload = Symbol('immich-proxy.payload')
 
-/** Whether the client's request carries a body, however it is framed. */
-function declaresBody (request: AnyRequest): boolean {
-  const headers = request.headers
-  const length = headers['content-length']
-  return length !== undefined ? length !== '0' : headers['transfer-encoding'] !== undefined
-}
-
 /** Sends `request` to Immich through `dispatcher` and streams the answer back through `reply`. */
 export function forwardToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dispatcher): void {
   const raw = request.raw
@@ -163,7 +157,7 @@ export function forwardToImmich (request: AnyRequest, reply: AnyReply, dispatche
   // method Fastify parses no body for (GET, HEAD…) may still carry one: it goes as the preParsing
   // hooks left it, so the body limit counts it too.
   let body = request.body as Readable | undefined
-  if (body === undefined && declaresBody(request)) body = (request as AnyRequest & { [kPayload]?: Readable })[kPayload]
+  if (body === undefined && declaresBody(request.headers)) body = (request as AnyRequest & { [kPayload]?: Readable })[kPayload]
   dispatcher.dispatch({
     path: raw.url as string,
     method: raw.method as Dispatcher.HttpMethod,
@@ -173,7 +167,7 @@ export function forwardToImmich (request: AnyRequest, reply: AnyReply, dispatche
 }
 
 /**
- * Routes `methods` on `/` and `/*` (or only `path`) to Immich, with a body parser that hands
+ * Routes `methods` on each of `paths` to Immich, with a body parser that hands
  * every body on as the stream it is: nothing is parsed, buffered or re-encoded on the way.
  * Registered in a scope of its own, so the parsers of the app around it stay as they were.
  */

@@ -30,3 +30,9 @@ export function stripHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeader
   for (const name of ALWAYS_HOP_BY_HOP) delete headers[name]
   return headers
 }
+
+/** Whether a request carries a body, however it is framed (Content-Length over 0, or chunked). */
+export function declaresBody (headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length']
+  return length !== undefined ? length !== '0' : headers['transfer-encoding'] !== undefined
+}
