@@ -18,6 +18,8 @@ interface Stats {
   socket?: CountedSocket
   socketRead: number
   socketWritten: number
+  /** Worked out once: the uploads gauge counts up at the start and down at the end on this same answer. */
+  hasBody: boolean
   handedToImmich?: bigint
   immichAnswered?: bigint
 }
@@ -51,7 +53,7 @@ export default fp<AccessLogOptions>(async function accessLog (fastify, opts) {
     const done: RequestDone = {
       method: request.method,
       statusCode: reply.raw.headersSent ? reply.statusCode : 0,
-      hasBody: declaresBody(request.headers),
+      hasBody: stats.hasBody,
       bytesIn,
       bytesOut,
       durationMs: reply.elapsedTime,
@@ -76,8 +78,9 @@ export default fp<AccessLogOptions>(async function accessLog (fastify, opts) {
   fastify.addHook('onRequest', (request: Observed, reply, done) => {
     const socket = request.raw.socket as CountedSocket | undefined
     const from = socket?.[kCountedTo]
-    request[kStats] = { socket, socketRead: from?.read ?? 0, socketWritten: from?.written ?? 0 }
-    if (requestStarted.hasSubscribers) requestStarted.publish({ hasBody: declaresBody(request.headers) })
+    const stats: Stats = { socket, socketRead: from?.read ?? 0, socketWritten: from?.written ?? 0, hasBody: declaresBody(request.headers) }
+    request[kStats] = stats
+    if (requestStarted.hasSubscribers) requestStarted.publish({ hasBody: stats.hasBody })
     // 'close' fires however the exchange ends (finished, aborted by either side, hijacked
     // upgrade closing), where onResponse misses aborted requests
     reply.raw.once('close', () => finish(request, reply))
