@@ -51,6 +51,10 @@ function headWithoutUpgrade (raw: IncomingMessage): Buffer {
   return Buffer.from(head + '\r\n', 'latin1')
 }
 
+function destroyOnError (this: Socket): void {
+  this.destroy()
+}
+
 export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
   const target = { upstream: new URL(opts.upstream), timeout: opts.proxyTimeout ?? DEFAULT_PROXY_TIMEOUT }
 
@@ -71,16 +75,21 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
   const server = fastify.server as unknown as { shouldUpgradeCallback?: (raw: IncomingMessage) => boolean }
   if (typeof server.shouldUpgradeCallback === 'function') server.shouldUpgradeCallback = isWebSocketHandshake
 
+  // shared listeners, not closures per socket: an open tunnel should hold as little as it can
+  function untrack (this: Socket): void {
+    upgraded.delete(this)
+  }
+
   function track (socket: Socket): void {
     upgraded.add(socket)
-    socket.once('close', () => upgraded.delete(socket))
+    socket.on('close', untrack)
   }
 
   function onUpgrade (raw: UpgradeRequest, socket: Socket, head: Buffer): void {
     if (hostRoutesUpgrades()) return
     // Node drops its own error listener before emitting 'upgrade'; a reset client must not
     // become an uncaught exception.
-    socket.on('error', () => socket.destroy())
+    socket.on('error', destroyOnError)
     if (!isWebSocketHandshake(raw)) {
       // Node stopped parsing at the end of the head and hands over the socket as it is; give
       // it back to Node's HTTP parser (a documented use of 'connection') with the head minus

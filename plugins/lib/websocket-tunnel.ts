@@ -1,6 +1,6 @@
 // A WebSocket forwarded as a byte tunnel, the way nginx, Caddy and node-http-proxy do it: the
 // upgrade request goes to Immich with the client's headers, Immich's answer goes back verbatim,
-// and from the 101 on the two sockets are piped into each other. Nothing is parsed after the
+// and from the 101 on the two sockets are relayed into each other. Nothing is parsed after the
 // handshake, so subprotocols, extensions (permessage-deflate), ping/pong, fragmentation and
 // close codes — including a close without a code — reach the other side unchanged, and TCP flow
 // control is the backpressure.
@@ -78,52 +78,85 @@ export class PendingClient {
   }
 }
 
-/**
- * Pipes the two sockets into each other until either ends, then reports the tunnel once: an
- * access-log line and the websocket-closed event (bytes counted from the 101 on). An open tunnel
- * keeps only its two sockets and this small record, not the request and reply it came from:
- * idle sockets are what a proxy holds most of (one per open Immich tab or app).
- */
-function join (request: FastifyRequest, client: Socket, upstream: Socket, timeout: number): void {
-  new Tunnel(request, client, upstream).open(timeout)
+// An open tunnel is what a proxy holds most of (one per open Immich tab or app), idle nearly
+// all the time, so it keeps as little as it can: its two sockets and one small record, not the
+// request and reply it came from, nor the request's child logger. The relay is written out
+// rather than two pipe() calls because pipe() gives each direction a dozen closures and two
+// once() wrappers (~2.5 kB a tunnel): here every socket shares the same module-level listeners
+// and finds its peer through the record.
+const kTunnel = Symbol('immich-proxy.tunnel')
+type TunnelSocket = Socket & { [kTunnel]?: Tunnel }
+
+function peerOf (socket: TunnelSocket): Socket {
+  const tunnel = socket[kTunnel] as Tunnel
+  return socket === tunnel.client ? tunnel.upstream : tunnel.client
 }
 
+// A slow reader holds back its peer instead of growing this process (TCP flow control is the
+// backpressure), as pipe() does: stop reading the sender while the receiver's buffer is full.
+function relay (this: TunnelSocket, chunk: Buffer): void {
+  if (!peerOf(this).write(chunk)) this.pause()
+}
+
+function resumePeer (this: TunnelSocket): void {
+  peerOf(this).resume()
+}
+
+// A FIN is passed on as a FIN (half-close), again as pipe() does; 'close' then ends the tunnel.
+function endPeer (this: TunnelSocket): void {
+  peerOf(this).end()
+}
+
+function closeTunnel (this: TunnelSocket): void {
+  (this[kTunnel] as Tunnel).close()
+}
+
+/**
+ * Relays the two sockets into each other until either closes, errors or idles out, then
+ * reports the tunnel once: an access-log line and the websocket-closed event (bytes counted
+ * from the 101 on).
+ */
 class Tunnel {
   private readonly opened = process.hrtime.bigint()
   private readonly readAtOpen: number
   private readonly writtenAtOpen: number
   private readonly log: FastifyRequest['log']
+  private readonly reqId: string
   private readonly method: string
   private readonly path: string
   private readonly realIp: string
   private closed = false
 
-  constructor (request: FastifyRequest, private readonly client: Socket, private readonly upstream: Socket) {
+  constructor (request: FastifyRequest, readonly client: TunnelSocket, readonly upstream: TunnelSocket) {
     this.readAtOpen = client.bytesRead
     this.writtenAtOpen = client.bytesWritten
-    this.log = request.log
+    // the server's logger and the id, not request.log: that child logger is ~1 kB kept per tunnel
+    this.log = request.server.log
+    this.reqId = request.id
     this.method = request.method
     this.path = redactedPath(request.url)
     this.realIp = request.forwardedHeaders['x-real-ip']
   }
 
   open (timeout: number): void {
-    const { client, upstream } = this
-    client.setNoDelay(true)
-    upstream.setNoDelay(true)
     if (websocketOpened.hasSubscribers) websocketOpened.publish({})
-    for (const socket of [client, upstream]) {
-      socket.on('error', this.closeBoth)
-      socket.on('close', this.closeBoth)
-      if (timeout > 0) socket.setTimeout(timeout, this.closeBoth)
+    for (const socket of [this.client, this.upstream]) {
+      socket[kTunnel] = this
+      socket.setNoDelay(true)
+      socket.on('data', relay)
+      socket.on('drain', resumePeer)
+      socket.on('end', endPeer)
+      socket.on('error', closeTunnel)
+      socket.on('close', closeTunnel)
+      if (timeout > 0) {
+        socket.setTimeout(timeout)
+        socket.on('timeout', closeTunnel)
+      }
+      socket.resume()
     }
-    // pipe() pauses the faster side when the slower one's buffer is full: a slow reader holds
-    // back its peer instead of growing this process.
-    client.pipe(upstream)
-    upstream.pipe(client)
   }
 
-  private readonly closeBoth = (): void => {
+  close (): void {
     this.client.destroy()
     this.upstream.destroy()
     if (this.closed) return
@@ -135,6 +168,7 @@ class Tunnel {
     }
     if (websocketClosed.hasSubscribers) websocketClosed.publish(report)
     this.log.info({
+      reqId: this.reqId,
       method: this.method,
       path: this.path,
       status: 101,
@@ -191,7 +225,7 @@ export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, cli
     socket.write(switchingProtocolsHead(response))
     if (upstreamHead.length > 0) socket.write(upstreamHead)
     if (early.length > 0) upstreamSocket.write(early)
-    join(request, socket, upstreamSocket, target.timeout)
+    new Tunnel(request, socket, upstreamSocket).open(target.timeout)
   })
 
   upstreamRequest.once('response', response => {
