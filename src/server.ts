@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --expose-gc
 // Entry point: read the environment once, answer --help and --healthcheck, start the listeners
 // (src/run.ts) and shut down through one path, on signals and on fatal errors alike.
 import closeWithGrace from 'close-with-grace'

@@ -192,7 +192,7 @@ export function immichProxy (name: string, tls: boolean, flags: string[] = [], s
         LOG_LEVEL: 'info'
       }
       if (tls) Object.assign(env, { TLS_CERT_FILE: context.certFile, TLS_KEY_FILE: context.keyFile })
-      return startProcess(process.execPath, ['--max-semi-space-size=1', ...flags, 'dist/src/server.js'], { core: PROXY_CORE, env, cwd: REPO, logFile: join(dir, 'immich-proxy.log') })
+      return startProcess(process.execPath, ['--expose-gc', ...flags, 'dist/src/server.js'], { core: PROXY_CORE, env, cwd: REPO, logFile: join(dir, 'immich-proxy.log') })
     }, stopSignal)
   }
 }

@@ -12,6 +12,7 @@ import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { declaresBody } from './hop-by-hop.js'
 import { clientResponseHeadersFromRaw, sendUpstreamError, upstreamRequestHeaders } from './upstream.js'
+import { forwarded } from './young-collection.js'
 
 // the proxy serves HTTP/1.1 and HTTP/2 clients alike
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
@@ -77,7 +78,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     return true
   }
 
+  // undici passes the chunk it wrote (its type declarations still say a byte count)
+  onBodySent (chunk: Buffer | number): void {
+    forwarded(typeof chunk === 'number' ? chunk : chunk.length)
+  }
+
   onData (chunk: Buffer): boolean {
+    forwarded(chunk.length)
     if (this.body !== undefined) return this.body.push(chunk)
     // at most the rest of the socket read in hand, before the next tick
     this.early ??= []

@@ -3,7 +3,7 @@
 import { execFile, spawn } from 'node:child_process'
 import { createHash, randomBytes, type Hash } from 'node:crypto'
 import { once } from 'node:events'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
@@ -101,6 +101,11 @@ export async function within<T> (promise: Promise<T>, ms: number, what: string):
 }
 
 /** Peak resident set size of process `pid` in bytes (VmHWM in /proc/<pid>/status, Linux). */
+/** Sets the process's peak RSS (VmHWM) back to its current RSS (Linux >= 4.0), so that start-up is not counted. */
+export async function resetPeakResident (pid: number): Promise<void> {
+  await writeFile(`/proc/${pid}/clear_refs`, '5')
+}
+
 export async function peakResidentBytes (pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   const match = /^VmHWM:\s+(\d+) kB$/m.exec(status)

@@ -1,0 +1,28 @@
+// Memory of forwarded bodies. Every chunk a socket reads is a Buffer whose bytes live outside
+// the JS heap, and Node frees those bytes only when V8 collects the small Buffer object that
+// holds them. A proxy moving a gigabyte a second makes little other garbage, so V8 waits: the
+// chunks pile up as "external memory" until V8's own limit for it sends it into slower, fuller
+// collections. The forwarder knows how many bytes it has moved: after every NUDGE_BYTES it asks
+// V8 for a young-generation collection, which is quick when nearly everything in it is dead,
+// and the chunks' memory comes back at once. Measured on 2 GiB through one core (README,
+// "Performance"): downloads 950 -> 1 320 MB/s, uploads 640 -> 1 450 MB/s, and the proxy's
+// memory during the transfer ~10 MB above idle instead of ~40. 4 MB gained nothing more; from
+// 32 MB on, V8 gets there first and the gain is gone.
+//
+// It needs V8's gc() exposed (`node --expose-gc`, as the start script and the container run it);
+// an app embedding the plugins without that flag simply goes without.
+
+export const NUDGE_BYTES = 8 * 1024 * 1024
+
+type Collect = (options: { type: 'minor' }) => void
+
+let sinceLastCollection = 0
+
+/** Counts bytes forwarded (either direction) and collects the young generation every NUDGE_BYTES. */
+export function forwarded (bytes: number): void {
+  sinceLastCollection += bytes
+  if (sinceLastCollection < NUDGE_BYTES) return
+  sinceLastCollection = 0
+  const collect = (globalThis as { gc?: Collect }).gc
+  collect?.({ type: 'minor' })
+}

@@ -1,0 +1,26 @@
+import t from 'tap'
+import { forwarded, NUDGE_BYTES } from '../plugins/lib/young-collection.js'
+
+// The count behind the young-generation collections (plugins/lib/young-collection.ts): one
+// collection per NUDGE_BYTES forwarded, whatever the chunk sizes, and none without gc() exposed.
+t.test('one young-generation collection per NUDGE_BYTES forwarded', async t => {
+  const calls: unknown[] = []
+  const global = globalThis as { gc?: unknown }
+  const exposed = global.gc
+  t.teardown(() => { global.gc = exposed })
+  global.gc = (options: unknown) => { calls.push(options) }
+
+  // start from a clean count: whatever earlier forwarding left is finished off here
+  forwarded(NUDGE_BYTES)
+  calls.length = 0
+
+  const chunk = 65_536 + 7
+  let sent = 0
+  while (sent + chunk <= 5 * NUDGE_BYTES) { forwarded(chunk); sent += chunk }
+  t.equal(calls.length, Math.floor(sent / NUDGE_BYTES), `${sent} bytes in ${chunk}-byte chunks`)
+  t.same(calls[0], { type: 'minor' }, 'a young-generation collection, not a full one')
+
+  global.gc = undefined
+  forwarded(2 * NUDGE_BYTES)
+  t.equal(calls.length, Math.floor(sent / NUDGE_BYTES), 'without gc() exposed nothing is called and nothing throws')
+})
