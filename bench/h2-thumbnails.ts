@@ -78,7 +78,7 @@ async function freePort (): Promise<number> {
 /** The proxy as users run it, in its own process; resolves once it listens. */
 async function startProxy (upstream: string, certFile: string, keyFile: string): Promise<{ port: number, stop: () => Promise<void> }> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'src/server.ts'], {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '',

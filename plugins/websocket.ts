@@ -94,6 +94,7 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
       // Node stopped parsing at the end of the head and hands over the socket as it is; give
       // it back to Node's HTTP parser (a documented use of 'connection') with the head minus
       // the offer, so the body and anything after it are parsed as ordinary HTTP.
+      socket.removeListener('error', destroyOnError)
       socket.unshift(Buffer.concat([headWithoutUpgrade(raw), head]))
       fastify.server.emit('connection', socket)
       return

@@ -88,6 +88,8 @@ t.test('one line per request and per WebSocket, secrets masked or absent', async
   t.ok((wsLine.bytesIn as number) > 5 && (wsLine.bytesIn as number) < 100, `websocket bytesIn ${String(wsLine.bytesIn)}`)
   t.ok((wsLine.bytesOut as number) > 5 && (wsLine.bytesOut as number) < 100, `websocket bytesOut ${String(wsLine.bytesOut)}`)
   t.type(wsLine.durationMs, 'number')
+  t.type(wsLine.reqId, 'string', 'the websocket line names its request like the others')
+  t.notOk(requests.some(line => line.reqId === wsLine.reqId), 'an id of its own')
 
   proxy.child.kill('SIGTERM')
   t.same(await within(proxy.exited, 10_000, 'the exit'), { code: 0, signal: null })

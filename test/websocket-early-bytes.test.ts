@@ -1,7 +1,7 @@
 import t from 'tap'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { startProxy } from './helper.js'
-import { rawUpgrade, startWsUpstream, waitFor } from './helpers/websocket.js'
+import { rawUpgrade, SOCKET_IO_HANDSHAKE, startWsUpstream, waitFor, writeSwitchingProtocols } from './helpers/websocket.js'
 
 // A client may write right after its handshake instead of waiting for the 101 (frames
 // pipelined behind the request). Those bytes must reach Immich after the 101, in order, however
@@ -14,23 +14,13 @@ t.test('bytes a client sends before its 101 reach Immich in order', async t => {
     beforeUpgrade: async (req, socket) => {
       // Immich takes its time; the client's bytes pile up at the proxy meanwhile
       await new Promise(resolve => setTimeout(resolve, 300))
-      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+      writeSwitchingProtocols(req, socket)
       socket.on('data', chunk => received.push(chunk))
       return false
     }
   })
   const proxy = await startProxy(t, upstream.url)
-  const handshake = [
-    'GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1',
-    'Host: immich.test',
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-    'Sec-WebSocket-Version: 13',
-    '', ''
-  ].join('\r\n')
-  const { head } = await rawUpgrade(t, proxy.port, Buffer.concat([Buffer.from(handshake), early]))
+  const { head } = await rawUpgrade(t, proxy.port, Buffer.concat([Buffer.from(SOCKET_IO_HANDSHAKE), early]))
   t.match(head, /^HTTP\/1\.1 101 /)
   t.match(head, /\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/)
   await waitFor(() => Buffer.concat(received).length >= early.length, 10_000, 'the early bytes at the upstream')

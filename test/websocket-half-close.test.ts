@@ -1,39 +1,54 @@
-import t from 'tap'
-import { createHash } from 'node:crypto'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
+import type { Socket } from 'node:net'
 import { startProxy } from './helper.js'
-import { rawUpgrade, startWsUpstream, within } from './helpers/websocket.js'
+import { rawUpgrade, SOCKET_IO_HANDSHAKE, startWsUpstream, within, writeSwitchingProtocols } from './helpers/websocket.js'
 
 // A tunnel passes a FIN on as a FIN, as a TCP relay should: the side that has finished sending
-// can still receive. A client that shuts its write side (a half-close) still gets what Immich
-// sends after seeing that FIN, and then the end of the stream.
-t.test('a half-close travels through the tunnel and the other direction stays open', async t => {
+// can still receive, whichever side finishes first.
+
+async function tunnel (t: Test, onUpstream: (socket: Socket) => void, halfOpenClient = false): Promise<{ client: Socket, received: Buffer[], ended: Promise<unknown> }> {
   const upstream = await startWsUpstream(t, {
     beforeUpgrade: async (req, socket) => {
-      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
-      const received: Buffer[] = []
-      socket.on('data', chunk => received.push(chunk))
-      // Immich's side sees the client's FIN, then answers what it got and finishes too
-      socket.once('end', () => socket.end(`got ${Buffer.concat(received).toString()}; bye`))
+      writeSwitchingProtocols(req, socket)
+      onUpstream(socket)
       return false
     }
   })
   const proxy = await startProxy(t, upstream.url)
-  const { head, rest, socket } = await rawUpgrade(t, proxy.port, [
-    'GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1',
-    'Host: immich.test',
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-    'Sec-WebSocket-Version: 13',
-    '', ''
-  ].join('\r\n'))
+  const { head, rest, socket } = await rawUpgrade(t, proxy.port, SOCKET_IO_HANDSHAKE)
   t.match(head, /^HTTP\/1\.1 101 /)
   const received: Buffer[] = [rest]
+  // a half-open client keeps sending after the proxy's FIN (net.Socket ends its side otherwise)
+  socket.allowHalfOpen = halfOpenClient
   socket.on('data', chunk => received.push(chunk))
+  const ended = once(socket, 'end')
   socket.resume()
-  socket.end('hello')
-  await within(once(socket, 'end'), 5000, 'the end of the stream from Immich')
+  return { client: socket, received, ended }
+}
+
+t.test('the client finishes first: what Immich sends after seeing its FIN still arrives', async t => {
+  const { client, received, ended } = await tunnel(t, socket => {
+    const got: Buffer[] = []
+    socket.on('data', chunk => got.push(chunk))
+    socket.once('end', () => socket.end(`got ${Buffer.concat(got).toString()}; bye`))
+  })
+  client.end('hello')
+  await within(ended, 5000, 'the end of the stream from Immich')
   t.equal(Buffer.concat(received).toString(), 'got hello; bye', 'the answer sent after the half-close arrived whole')
+})
+
+t.test('Immich finishes first: what the client sends after seeing its FIN still arrives', async t => {
+  const atImmich: Buffer[] = []
+  let immichGotEnd: Promise<unknown> = Promise.resolve()
+  const { client, received, ended } = await tunnel(t, socket => {
+    socket.on('data', chunk => atImmich.push(chunk))
+    immichGotEnd = once(socket, 'end')
+    socket.end('going away')
+  }, true)
+  await within(ended, 5000, 'Immich\'s FIN at the client')
+  t.equal(Buffer.concat(received).toString(), 'going away', 'Immich\'s last bytes, then its FIN')
+  client.end('late words')
+  await within(immichGotEnd, 5000, 'the client\'s FIN at Immich')
+  t.equal(Buffer.concat(atImmich).toString(), 'late words', 'the client\'s bytes after Immich\'s FIN reached Immich')
 })

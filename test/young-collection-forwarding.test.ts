@@ -6,7 +6,8 @@ import { Digest, digestOf, generatedBody } from './helpers/bodies.js'
 
 // Both directions of a transfer count towards the young-generation collections: the upload's
 // chunks as undici hands them to Immich (its onBodySent), the download's as they arrive. A
-// body of 3 x NUDGE_BYTES brings exactly 3, whatever was counted before it (less than one).
+// body of 3 x NUDGE_BYTES brings exactly 3, whatever was counted before it (less than one, since
+// the count carries its overshoot over).
 t.test('uploads and downloads through the proxy each bring one collection per NUDGE_BYTES', async t => {
   const collections: unknown[] = []
   const global = globalThis as { gc?: unknown }

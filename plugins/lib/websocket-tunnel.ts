@@ -102,19 +102,28 @@ function resumePeer (this: TunnelSocket): void {
   peerOf(this).resume()
 }
 
-// A FIN is passed on as a FIN (half-close), again as pipe() does; 'close' then ends the tunnel.
+// A FIN is passed on as a FIN: the side that has finished sending may still receive (both
+// sockets are made half-open in open(), whichever listener they came from).
 function endPeer (this: TunnelSocket): void {
   peerOf(this).end()
 }
 
-function closeTunnel (this: TunnelSocket): void {
-  (this[kTunnel] as Tunnel).close()
+// An error ends its socket with 'close' (hadError), and the tunnel with it: nothing to do here
+// but keep the error from being uncaught.
+function ignoreError (): void {}
+
+// idle past PROXY_TIMEOUT, in either direction (nginx's proxy_read_timeout): both sides are cut
+function cutTunnel (this: TunnelSocket): void {
+  (this[kTunnel] as Tunnel).cut()
+}
+
+function socketClosed (this: TunnelSocket, hadError: boolean): void {
+  (this[kTunnel] as Tunnel).closed(this, hadError)
 }
 
 /**
- * Relays the two sockets into each other until either closes, errors or idles out, then
- * reports the tunnel once: an access-log line and the websocket-closed event (bytes counted
- * from the 101 on).
+ * Relays the two sockets into each other until both have closed, then reports the tunnel once:
+ * an access-log line and the websocket-closed event (bytes counted from the 101 on).
  */
 class Tunnel {
   private readonly opened = process.hrtime.bigint()
@@ -125,12 +134,14 @@ class Tunnel {
   private readonly method: string
   private readonly path: string
   private readonly realIp: string
-  private closed = false
+  private stillOpen = 2
 
   constructor (request: FastifyRequest, readonly client: TunnelSocket, readonly upstream: TunnelSocket) {
     this.readAtOpen = client.bytesRead
     this.writtenAtOpen = client.bytesWritten
-    // the server's logger and the id, not request.log: that child logger is ~1 kB kept per tunnel
+    // The server's logger and the request id, not request.log: that child logger is ~1 kB kept
+    // per tunnel. (An embedding app's own requestIdLogLabel or childLoggerFactory bindings do
+    // not reach this line.)
     this.log = request.server.log
     this.reqId = request.id
     this.method = request.method
@@ -142,25 +153,41 @@ class Tunnel {
     if (websocketOpened.hasSubscribers) websocketOpened.publish({})
     for (const socket of [this.client, this.upstream]) {
       socket[kTunnel] = this
+      socket.allowHalfOpen = true
       socket.setNoDelay(true)
       socket.on('data', relay)
       socket.on('drain', resumePeer)
       socket.on('end', endPeer)
-      socket.on('error', closeTunnel)
-      socket.on('close', closeTunnel)
+      socket.on('error', ignoreError)
+      socket.on('close', socketClosed)
       if (timeout > 0) {
         socket.setTimeout(timeout)
-        socket.on('timeout', closeTunnel)
+        socket.on('timeout', cutTunnel)
       }
-      socket.resume()
+    }
+    // as pipe() starts: a receiver still full (the early bytes written to Immich) holds its sender
+    for (const socket of [this.client, this.upstream]) {
+      if (!peerOf(socket).writableNeedDrain) socket.resume()
     }
   }
 
-  close (): void {
+  cut (): void {
     this.client.destroy()
     this.upstream.destroy()
-    if (this.closed) return
-    this.closed = true
+  }
+
+  /**
+   * A side that closed cleanly has said all it had to: its peer still gets what is queued for
+   * it (the last frames, the close frame), then the end. After an error the peer is cut.
+   */
+  closed (socket: TunnelSocket, hadError: boolean): void {
+    const peer = peerOf(socket)
+    if (hadError) peer.destroy()
+    else peer.destroySoon()
+    if (--this.stillOpen === 0) this.report()
+  }
+
+  private report (): void {
     const report: WebSocketClosed = {
       durationMs: Number(process.hrtime.bigint() - this.opened) / 1e6,
       bytesFromClient: this.client.bytesRead - this.readAtOpen,

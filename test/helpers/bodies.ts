@@ -100,12 +100,12 @@ export async function within<T> (promise: Promise<T>, ms: number, what: string):
   }
 }
 
-/** Peak resident set size of process `pid` in bytes (VmHWM in /proc/<pid>/status, Linux). */
 /** Sets the process's peak RSS (VmHWM) back to its current RSS (Linux >= 4.0), so that start-up is not counted. */
 export async function resetPeakResident (pid: number): Promise<void> {
   await writeFile(`/proc/${pid}/clear_refs`, '5')
 }
 
+/** Peak resident set size of process `pid` in bytes (VmHWM in /proc/<pid>/status, Linux). */
 export async function peakResidentBytes (pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   const match = /^VmHWM:\s+(\d+) kB$/m.exec(status)

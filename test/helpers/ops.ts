@@ -19,7 +19,7 @@ import { closedPort, waitFor } from './websocket.js'
 export const root = fileURLToPath(new URL('../..', import.meta.url))
 
 /** The entry point as `npm start` would run it, without the build step. */
-export const SOURCE_COMMAND = [process.execPath, '--import', 'tsx', 'src/server.ts']
+export const SOURCE_COMMAND = [process.execPath, '--expose-gc', '--import', 'tsx', 'src/server.ts']
 
 export interface Listeners {
   running: Running

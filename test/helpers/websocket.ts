@@ -2,6 +2,7 @@
 // socket.io endpoint, clients that are closed when the test ends, and the proxy run in a child
 // process when a test has to read the proxy's own memory.
 import { fork, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
@@ -122,6 +123,23 @@ export async function waitFor (predicate: () => boolean, ms: number, what: strin
  * arrived; the socket stays open, with any bytes after the head in `rest`, and is destroyed
  * when the test ends.
  */
+/** A socket.io WebSocket handshake as a browser sends it, head only, for rawUpgrade. */
+export const SOCKET_IO_HANDSHAKE = [
+  'GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1',
+  'Host: immich.test',
+  'Upgrade: websocket',
+  'Connection: Upgrade',
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+  'Sec-WebSocket-Version: 13',
+  '', ''
+].join('\r\n')
+
+/** Accepts `req` by hand on its raw socket, as an upstream taking bytes rather than frames does (RFC 6455 §4.2.2). */
+export function writeSwitchingProtocols (req: IncomingMessage, socket: Socket): void {
+  const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+}
+
 export async function rawUpgrade (t: Test, port: number, request: string | Buffer): Promise<{ head: string, rest: Buffer, socket: Socket }> {
   const socket = connect(port, '127.0.0.1')
   t.teardown(() => socket.destroy())
