@@ -86,8 +86,9 @@ export interface ServerExit { code: number | null, stdout: string, stderr: strin
 export async function runServer (env: Record<string, string>): Promise<ServerExit> {
   const { execFile } = await import('node:child_process')
   const { fileURLToPath } = await import('node:url')
+  const { SOURCE_COMMAND } = await import('./helpers/ops.js')
   return await new Promise(resolve => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    const child = execFile(SOURCE_COMMAND[0], SOURCE_COMMAND.slice(1), {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
       env: { PATH: process.env.PATH ?? '', ...env },
       timeout: 30_000

@@ -10,13 +10,19 @@
 // every 32 MiB gained nothing at all (V8 got there first).
 //
 // It needs V8's gc() exposed (`node --expose-gc`, as the start script and the container run it);
-// an app embedding the plugins without that flag simply goes without.
+// an app embedding the plugins without that flag goes without, and the proxy plugin says so in
+// a warning at start-up.
 
 export const NUDGE_BYTES = 8 * 1024 * 1024
 
 type Collect = (options: { type: 'minor' }) => void
 
 let sinceLastCollection = 0
+
+/** Whether V8's gc() is exposed, so that forwarding can collect as it goes. */
+export function collectionsAvailable (): boolean {
+  return typeof (globalThis as { gc?: Collect }).gc === 'function'
+}
 
 /** Counts bytes forwarded (either direction) and collects the young generation every NUDGE_BYTES. */
 export function forwarded (bytes: number): void {

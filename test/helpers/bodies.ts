@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { START_FLAGS } from './ops.js'
 import { closedPort } from './websocket.js'
 
 /** Byte count and running SHA-1 of everything passed to `update`. */
@@ -156,13 +157,6 @@ export async function buildProxy (t: Test): Promise<string> {
  * The node flags of package.json's start script (`node [flags] dist/src/server.js`), so that
  * the child runs exactly what `npm start` runs.
  */
-async function startScriptFlags (): Promise<string[]> {
-  const { scripts } = JSON.parse(await readFile(`${projectRoot}/package.json`, 'utf8')) as { scripts: { start: string } }
-  const words = scripts.start.trim().split(/\s+/)
-  if (words[0] !== 'node' || words.at(-1) !== 'dist/src/server.js') throw new Error(`start script is not "node [flags] dist/src/server.js": ${scripts.start}`)
-  return words.slice(1, -1)
-}
-
 export interface BuiltProxy {
   pid: number
   url: string
@@ -180,7 +174,7 @@ export async function startBuiltProxy (t: Test, serverJs: string, upstream: stri
   // through env(1) because tap adds its process-tracking loader to every child's NODE_OPTIONS,
   // which would be counted in the proxy's memory; env execs node, so the pid stays the proxy's
   const child = spawn('/usr/bin/env', [
-    '-i', ...Object.entries(variables).map(([name, value]) => `${name}=${value}`), process.execPath, ...await startScriptFlags(), serverJs
+    '-i', ...Object.entries(variables).map(([name, value]) => `${name}=${value}`), process.execPath, ...START_FLAGS, serverJs
   ], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return
