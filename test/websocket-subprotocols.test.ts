@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startProxy } from './helper.js'
-import { openClient, rawUpgrade, startWsUpstream } from './helpers/websocket.js'
+import { openClient, rawUpgrade, SOCKET_IO_HANDSHAKE, startWsUpstream } from './helpers/websocket.js'
 
 t.test('every offered subprotocol reaches Immich and the client gets the one it chose', async t => {
   const offered: string[][] = []
@@ -34,17 +34,8 @@ t.test('subprotocols offered on separate header lines all arrive', async t => {
     }
   })
   const proxy = await startProxy(t, upstream.url)
-  const { head } = await rawUpgrade(t, proxy.port, [
-    'GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1',
-    'Host: immich.test',
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-    'Sec-WebSocket-Version: 13',
-    'Sec-WebSocket-Protocol: chat.v1',
-    'Sec-WebSocket-Protocol: chat.v2, chat.v3',
-    '', ''
-  ].join('\r\n'))
+  // the offer in two header lines, the second listing two protocols
+  const { head } = await rawUpgrade(t, proxy.port, SOCKET_IO_HANDSHAKE.replace(/\r\n\r\n$/, '\r\nSec-WebSocket-Protocol: chat.v1\r\nSec-WebSocket-Protocol: chat.v2, chat.v3\r\n\r\n'))
   t.match(head, /^HTTP\/1\.1 101 /)
   t.match(head, /\r\nSec-WebSocket-Protocol: chat\.v2(\r\n|$)/i)
   t.same(offered, [['chat.v1', 'chat.v2', 'chat.v3']])

@@ -3,17 +3,14 @@ import { request } from 'undici'
 import { NUDGE_BYTES } from '../plugins/lib/young-collection.js'
 import { startProxy, startUpstream } from './helper.js'
 import { Digest, digestOf, generatedBody } from './helpers/bodies.js'
+import { recordCollections } from './helpers/gc.js'
 
 // Both directions of a transfer count towards the young-generation collections: the upload's
 // chunks as undici hands them to Immich (its onBodySent), the download's as they arrive. A
 // body of 3 x NUDGE_BYTES brings exactly 3, whatever was counted before it (less than one, since
 // the count carries its overshoot over).
 t.test('uploads and downloads through the proxy each bring one collection per NUDGE_BYTES', async t => {
-  const collections: unknown[] = []
-  const global = globalThis as { gc?: unknown }
-  const exposed = global.gc
-  t.teardown(() => { global.gc = exposed })
-  global.gc = (options: unknown) => { collections.push(options) }
+  const collections = recordCollections(t)
 
   const size = 3 * NUDGE_BYTES
   const uploaded: { digest?: Digest } = {}

@@ -2,14 +2,12 @@ import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import { app as immichProxy, parseConfig } from '../src/index.js'
+import { exposeGc } from './helpers/gc.js'
 
 // An app that embeds the plugins on a Node started without --expose-gc is told so once, at
 // start-up, instead of silently getting slower transfers.
-async function warningsAt (t: Test, gc: unknown): Promise<string[]> {
-  const global = globalThis as { gc?: unknown }
-  const exposed = global.gc
-  t.teardown(() => { global.gc = exposed })
-  global.gc = gc
+async function warningsAt (t: Test, gc: (() => void) | undefined): Promise<string[]> {
+  exposeGc(t, gc)
   const lines: string[] = []
   const stream = new Writable({ write (chunk: Buffer, encoding, done) { lines.push(chunk.toString()); done() } })
   const app = Fastify({ logger: { level: 'warn', stream } })

@@ -1,14 +1,11 @@
 import t from 'tap'
 import { forwarded, NUDGE_BYTES } from '../plugins/lib/young-collection.js'
+import { exposeGc, recordCollections } from './helpers/gc.js'
 
 // The count behind the young-generation collections (plugins/lib/young-collection.ts): one
 // collection per NUDGE_BYTES forwarded, whatever the chunk sizes, and none without gc() exposed.
 t.test('one young-generation collection per NUDGE_BYTES forwarded', async t => {
-  const calls: unknown[] = []
-  const global = globalThis as { gc?: unknown }
-  const exposed = global.gc
-  t.teardown(() => { global.gc = exposed })
-  global.gc = (options: unknown) => { calls.push(options) }
+  const calls = recordCollections(t)
 
   // a fresh count (this process forwarded nothing before): chunks that do not divide NUDGE_BYTES
   const chunk = 65_536 + 7
@@ -23,7 +20,7 @@ t.test('one young-generation collection per NUDGE_BYTES forwarded', async t => {
   forwarded(1)
   t.equal(calls.length, 5, 'nor one byte late')
 
-  global.gc = undefined
+  exposeGc(t, undefined)
   forwarded(2 * NUDGE_BYTES)
   t.equal(calls.length, 5, 'without gc() exposed nothing is called and nothing throws')
 })
