@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { generate } from 'selfsigned'
+import { START_FLAGS } from './lib/start-flags.js'
 
 function option (name: string, fallback: number): number {
   const arg = process.argv.find(a => a.startsWith(`--${name}=`))
@@ -78,7 +79,7 @@ async function freePort (): Promise<number> {
 /** The proxy as users run it, in its own process; resolves once it listens. */
 async function startProxy (upstream: string, certFile: string, keyFile: string): Promise<{ port: number, stop: () => Promise<void> }> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [...START_FLAGS, '--import', 'tsx', 'src/server.ts'], {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '',

@@ -17,11 +17,16 @@ export const NUDGE_BYTES = 8 * 1024 * 1024
 
 type Collect = (options: { type: 'minor' }) => void
 
+// read when used, not at load: tests stand in for it, and an app may expose it late
+function exposedGc (): Collect | undefined {
+  return (globalThis as { gc?: Collect }).gc
+}
+
 let sinceLastCollection = 0
 
 /** Whether V8's gc() is exposed, so that forwarding can collect as it goes. */
 export function collectionsAvailable (): boolean {
-  return typeof (globalThis as { gc?: Collect }).gc === 'function'
+  return typeof exposedGc() === 'function'
 }
 
 /** Counts bytes forwarded (either direction) and collects the young generation every NUDGE_BYTES. */
@@ -30,6 +35,5 @@ export function forwarded (bytes: number): void {
   if (sinceLastCollection < NUDGE_BYTES) return
   // the overshoot counts towards the next one: one collection per NUDGE_BYTES, exactly
   sinceLastCollection -= NUDGE_BYTES
-  const collect = (globalThis as { gc?: Collect }).gc
-  collect?.({ type: 'minor' })
+  exposedGc()?.({ type: 'minor' })
 }

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import { START_FLAGS } from './ops.js'
+import { START_FLAGS } from '../../bench/lib/start-flags.js'
 import { closedPort } from './websocket.js'
 
 /** Byte count and running SHA-1 of everything passed to `update`. */
@@ -153,10 +153,6 @@ export async function buildProxy (t: Test): Promise<string> {
   return `${outDir}/src/server.js`
 }
 
-/**
- * The node flags of package.json's start script (`node [flags] dist/src/server.js`), so that
- * the child runs exactly what `npm start` runs.
- */
 export interface BuiltProxy {
   pid: number
   url: string

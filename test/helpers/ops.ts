@@ -4,7 +4,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs'
+import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -14,17 +14,10 @@ import type { Test } from 'tap'
 import { request } from 'undici'
 import { parseConfig } from '../../src/config.js'
 import { run, type Running } from '../../src/run.js'
+import { START_FLAGS } from '../../bench/lib/start-flags.js'
 import { closedPort, waitFor } from './websocket.js'
 
 export const root = fileURLToPath(new URL('../..', import.meta.url))
-
-/** Node's flags in the start script (`node [flags] dist/src/server.js`), read from package.json. */
-export const START_FLAGS: string[] = (() => {
-  const { scripts } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }
-  const words = scripts.start.trim().split(/\s+/)
-  if (words[0] !== 'node' || words.at(-1) !== 'dist/src/server.js') throw new Error(`start script is not "node [flags] dist/src/server.js": ${scripts.start}`)
-  return words.slice(1, -1)
-})()
 
 /** The entry point as `npm start` would run it (its flags), without the build step. */
 export const SOURCE_COMMAND = [process.execPath, ...START_FLAGS, '--import', 'tsx', 'src/server.ts']

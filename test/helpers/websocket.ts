@@ -117,12 +117,6 @@ export async function waitFor (predicate: () => boolean, ms: number, what: strin
   }
 }
 
-/**
- * Writes a hand-made request head on a fresh TCP connection (for targets and headers a client
- * library would normalise) and resolves with the response head once its blank line has
- * arrived; the socket stays open, with any bytes after the head in `rest`, and is destroyed
- * when the test ends.
- */
 /** A socket.io WebSocket handshake as a browser sends it, head only, for rawUpgrade. */
 export const SOCKET_IO_HANDSHAKE = [
   'GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1',
@@ -140,6 +134,12 @@ export function writeSwitchingProtocols (req: IncomingMessage, socket: Socket): 
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
 }
 
+/**
+ * Writes a hand-made request head on a fresh TCP connection (for targets and headers a client
+ * library would normalise) and resolves with the response head once its blank line has
+ * arrived; the socket stays open, with any bytes after the head in `rest`, and is destroyed
+ * when the test ends.
+ */
 export async function rawUpgrade (t: Test, port: number, request: string | Buffer): Promise<{ head: string, rest: Buffer, socket: Socket }> {
   const socket = connect(port, '127.0.0.1')
   t.teardown(() => socket.destroy())
