@@ -7,7 +7,7 @@
 // alternate h1, h2, h1, … after one warm-up of each, and the median of each is reported.
 //
 //   npx tsx bench/h2-thumbnails.ts            (--runs=N, --latency=ms, --count=N)
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { generate } from 'selfsigned'
-import { START_FLAGS } from './lib/start-flags.js'
+import { START_ENTRY, START_FLAGS } from './lib/start-flags.js'
 
 function option (name: string, fallback: number): number {
   const arg = process.argv.find(a => a.startsWith(`--${name}=`))
@@ -79,7 +79,8 @@ async function freePort (): Promise<number> {
 /** The proxy as users run it, in its own process; resolves once it listens. */
 async function startProxy (upstream: string, certFile: string, keyFile: string): Promise<{ port: number, stop: () => Promise<void> }> {
   const port = await freePort()
-  const child = spawn(process.execPath, [...START_FLAGS, '--import', 'tsx', 'src/server.ts'], {
+  execFileSync('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
+  const child = spawn(process.execPath, [...START_FLAGS, START_ENTRY], {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '',

@@ -6,14 +6,14 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { root, SOURCE_COMMAND, until } from './helpers/ops.js'
+import { root, serverCommand, until } from './helpers/ops.js'
 import { closedPort, within } from './helpers/websocket.js'
 
 t.test('on a terminal the log lines are pretty-printed', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('{"res":"pong"}'))
   const port = await closedPort()
   // `exec`: the proxy replaces script's shell, so that it is script's only child
-  const child = spawn('script', ['-qfec', `exec ${SOURCE_COMMAND.join(' ')}`, '/dev/null'], {
+  const child = spawn('script', ['-qfec', `exec ${(await serverCommand()).join(' ')}`, '/dev/null'], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(await closedPort()) },
     stdio: ['pipe', 'pipe', 'pipe']

@@ -80,15 +80,16 @@ export async function rawExchange (port: number, head: string, body?: Buffer): P
 export interface ServerExit { code: number | null, stdout: string, stderr: string }
 
 /**
- * Runs the real entry point (src/server.ts) with exactly `env` plus PATH, never the ambient
+ * Runs the real entry point (the bundle `npm start` runs) with exactly `env` plus PATH, never the ambient
  * environment, until it exits: for start-up errors, what an operator sees in `docker logs`.
  */
 export async function runServer (env: Record<string, string>): Promise<ServerExit> {
   const { execFile } = await import('node:child_process')
   const { fileURLToPath } = await import('node:url')
-  const { SOURCE_COMMAND } = await import('./helpers/ops.js')
+  const { serverCommand } = await import('./helpers/ops.js')
+  const command = await serverCommand()
   return await new Promise(resolve => {
-    const child = execFile(SOURCE_COMMAND[0], SOURCE_COMMAND.slice(1), {
+    const child = execFile(command[0], command.slice(1), {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
       env: { PATH: process.env.PATH ?? '', ...env },
       timeout: 30_000

@@ -113,13 +113,15 @@ t.test('the packed files hold the JavaScript, the declarations and the bin', asy
   const pack = await exec('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], root)
   t.equal(pack.code, 0)
   const files = (JSON.parse(pack.output.slice(pack.output.indexOf('['))) as Array<{ files: Array<{ path: string }> }>)[0].files.map(file => file.path)
-  for (const file of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/server.js', 'dist/src/app.d.ts', 'dist/plugins/access-key.d.ts', 'README.md', 'package.json']) {
+  const bin = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['immich-proxy']
+  t.equal(bin, './dist/immich-proxy.mjs', 'the bin is the bundle npm start runs')
+  for (const file of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/immich-proxy.mjs', 'dist/src/app.d.ts', 'dist/plugins/access-key.d.ts', 'README.md', 'package.json']) {
     t.ok(files.includes(file), file)
   }
   t.notOk(files.some(file => /^(test|src|plugins|bench)\//.test(file) || file.startsWith('dist/test/')), 'no sources or tests')
 
   // the bin, run the way the kernel runs its #! line
-  const server = join(root, 'dist', 'src', 'server.js')
+  const server = join(root, bin)
   const shebang = /^#!(\S+)(?: (.*))?\n/.exec(readFileSync(server, 'utf8'))
   t.ok(shebang, 'the bin starts with #!')
   const [interpreter, argument] = [shebang?.[1] as string, shebang?.[2]]

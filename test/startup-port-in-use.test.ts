@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { startUpstream } from './helper.js'
-import { root, SOURCE_COMMAND } from './helpers/ops.js'
+import { root, serverCommand } from './helpers/ops.js'
 import { closedPort } from './helpers/websocket.js'
 
 t.test('ADMIN_PORT in use: exit 1 with one line', async t => {
@@ -15,9 +15,10 @@ t.test('ADMIN_PORT in use: exit 1 with one line', async t => {
   const takenPort = (taken.address() as AddressInfo).port
   const upstream = await startUpstream(t, (req, res) => res.end())
   const port = await closedPort()
+  const command = await serverCommand()
 
   const exit = await new Promise<{ code: number | null, stdout: string, stderr: string }>(resolve => {
-    const child = execFile(SOURCE_COMMAND[0], SOURCE_COMMAND.slice(1), {
+    const child = execFile(command[0], command.slice(1), {
       cwd: root,
       env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(takenPort) },
       timeout: 30_000

@@ -1,17 +1,15 @@
 import t from 'tap'
 import { Client } from 'undici'
 import { startUpstream } from './helper.js'
-import { Digest, buildProxy, digestOf, generatedBody, peakResidentBytes, resetPeakResident, startBuiltProxy } from './helpers/bodies.js'
+import { Digest, digestOf, generatedBody, peakResidentBytes, resetPeakResident, startBuiltProxy } from './helpers/bodies.js'
 
 // Bodies are made, sent and hashed on the fly on both sides: neither the test nor the proxy
-// ever holds 4 GiB. The proxy runs in its own process (built as `npm run build` builds it) so
+// ever holds 4 GiB. The proxy runs in its own process (the bundle `npm start` runs) so
 // that its peak RSS is its own; the peak is taken from the transfer's start (start-up, with its
 // own short peak, is not what these tests are about).
 const SIZE = 4 * 1024 ** 3
 const MB = 1000 * 1000
 const PEAK_RSS_LIMIT = 150 * MB
-
-const serverJs = await buildProxy(t)
 
 t.test('a 4 GiB upload with Content-Length streams through intact in under 150 MB', async t => {
   const upstream = await startUpstream(t, (req, res) => {
@@ -27,7 +25,7 @@ t.test('a 4 GiB upload with Content-Length streams through intact in under 150 M
       }))
     })
   })
-  const proxy = await startBuiltProxy(t, serverJs, upstream.url)
+  const proxy = await startBuiltProxy(t, upstream.url)
   const client = new Client(proxy.url)
   t.teardown(() => client.close())
 
@@ -58,7 +56,7 @@ t.test('a 4 GiB download streams through intact in under 150 MB', async t => {
     res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(SIZE) })
     generatedBody(SIZE, served).pipe(res)
   })
-  const proxy = await startBuiltProxy(t, serverJs, upstream.url)
+  const proxy = await startBuiltProxy(t, upstream.url)
   const client = new Client(proxy.url)
   t.teardown(() => client.close())
 

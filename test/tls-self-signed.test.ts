@@ -11,7 +11,7 @@ import { Client } from 'undici'
 import { startUpstream } from './helper.js'
 import { closedPort } from './helpers/timeouts.js'
 import { within } from './helpers/websocket.js'
-import { SOURCE_COMMAND } from './helpers/ops.js'
+import { serverCommand } from './helpers/ops.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -29,7 +29,8 @@ async function servedCertificate (port: number): Promise<X509Certificate> {
 t.test('TLS_SELF_SIGNED=true serves HTTPS with a generated certificate and warns', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end(String(req.headers['x-forwarded-proto'])))
   const port = await closedPort()
-  const child = spawn(SOURCE_COMMAND[0], SOURCE_COMMAND.slice(1), {
+  const command = await serverCommand()
+  const child = spawn(command[0], command.slice(1), {
     cwd: root,
     // the admin listener (a fixed port) is not what this test is about
     env: { PATH: process.env.PATH ?? '', TLS_SELF_SIGNED: 'true', HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: upstream.url, ADMIN_PORT: 'off' },

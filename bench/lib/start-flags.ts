@@ -1,10 +1,16 @@
-// Node's flags in package.json's start script (`node [flags] dist/src/server.js`), read once, so
-// that the bench and the tests run the proxy exactly as `npm start` does (they cannot drift).
+// The start script in package.json (`node [flags] <entry>`), read once, so that the bench and the
+// tests run the proxy exactly as `npm start` does: same flags, same file (they cannot drift).
 import { readFileSync } from 'node:fs'
 
-export const START_FLAGS: string[] = (() => {
+const words = ((): string[] => {
   const { scripts } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }
   const words = scripts.start.trim().split(/\s+/)
-  if (words[0] !== 'node' || words.at(-1) !== 'dist/src/server.js') throw new Error(`start script is not "node [flags] dist/src/server.js": ${scripts.start}`)
-  return words.slice(1, -1)
+  if (words[0] !== 'node' || words.length < 2 || words.at(-1)?.startsWith('-') === true) throw new Error(`start script is not "node [flags] <entry>": ${scripts.start}`)
+  return words
 })()
+
+/** Node's flags, e.g. ['--expose-gc']. */
+export const START_FLAGS: string[] = words.slice(1, -1)
+
+/** The file `npm start` runs, relative to the repository root: the bundle, dist/immich-proxy.mjs. */
+export const START_ENTRY: string = words[words.length - 1]

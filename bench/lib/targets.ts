@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort, startProcess, stopProcess, waitForAnswer } from './processes.js'
-import { START_FLAGS } from './start-flags.js'
+import { START_ENTRY, START_FLAGS } from './start-flags.js'
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -194,7 +194,7 @@ export function immichProxy (name: string, tls: boolean, flags: string[] = [], s
         LOG_LEVEL: 'info'
       }
       if (tls) Object.assign(env, { TLS_CERT_FILE: context.certFile, TLS_KEY_FILE: context.keyFile })
-      return startProcess(process.execPath, [...START_FLAGS, ...flags, 'dist/src/server.js'], { core: PROXY_CORE, env, cwd: REPO, logFile: join(dir, 'immich-proxy.log') })
+      return startProcess(process.execPath, [...START_FLAGS, ...flags, START_ENTRY], { core: PROXY_CORE, env, cwd: REPO, logFile: join(dir, 'immich-proxy.log') })
     }, stopSignal)
   }
 }

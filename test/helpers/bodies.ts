@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import { START_FLAGS } from '../../bench/lib/start-flags.js'
+import { serverCommand } from './ops.js'
 import { closedPort } from './websocket.js'
 
 /** Byte count and running SHA-1 of everything passed to `update`. */
@@ -138,39 +138,24 @@ export async function curl (args: string[]): Promise<CurlResult> {
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url))
 
-/**
- * Compiles the proxy as `npm run build` does (types unchecked: other tests own that) into a
- * fresh directory inside the project, so that its imports resolve to the project's packages.
- * Returns the path of the compiled entry point, src/server.js.
- */
-export async function buildProxy (t: Test): Promise<string> {
-  const outDir = t.testdir()
-  await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [
-      'node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json', '--noCheck', '--outDir', outDir
-    ], { cwd: projectRoot, timeout: 120_000 }, (error, stdout) => error === null ? resolve() : reject(new Error(`tsc failed: ${stdout}`)))
-  })
-  return `${outDir}/src/server.js`
-}
-
 export interface BuiltProxy {
   pid: number
   url: string
 }
 
 /**
- * Starts the compiled entry point in its own process as `npm start` does (same node flags),
- * with `env` as its whole environment (literal strings, nothing inherited); stopped with
- * SIGTERM when the test ends. Compiled, not run through tsx, whose loader would be counted in
- * the memory read from /proc.
+ * Starts the server in its own process as `npm start` does (the bundle, same node flags), with
+ * `env` as its whole environment (literal strings, nothing inherited); stopped with SIGTERM when
+ * the test ends.
  */
-export async function startBuiltProxy (t: Test, serverJs: string, upstream: string, env: Record<string, string> = {}): Promise<BuiltProxy> {
+export async function startBuiltProxy (t: Test, upstream: string, env: Record<string, string> = {}): Promise<BuiltProxy> {
+  const command = await serverCommand()
   const port = await closedPort()
   const variables = { UPSTREAM_URL: upstream, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env }
   // through env(1) because tap adds its process-tracking loader to every child's NODE_OPTIONS,
   // which would be counted in the proxy's memory; env execs node, so the pid stays the proxy's
   const child = spawn('/usr/bin/env', [
-    '-i', ...Object.entries(variables).map(([name, value]) => `${name}=${value}`), process.execPath, ...START_FLAGS, serverJs
+    '-i', ...Object.entries(variables).map(([name, value]) => `${name}=${value}`), ...command
   ], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return

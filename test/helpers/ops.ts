@@ -14,13 +14,19 @@ import type { Test } from 'tap'
 import { request } from 'undici'
 import { parseConfig } from '../../src/config.js'
 import { run, type Running } from '../../src/run.js'
-import { START_FLAGS } from '../../bench/lib/start-flags.js'
+import { START_ENTRY, START_FLAGS } from '../../bench/lib/start-flags.js'
 import { closedPort, waitFor } from './websocket.js'
 
 export const root = fileURLToPath(new URL('../..', import.meta.url))
 
-/** The entry point as `npm start` would run it (its flags), without the build step. */
-export const SOURCE_COMMAND = [process.execPath, ...START_FLAGS, '--import', 'tsx', 'src/server.ts']
+/**
+ * The server as `npm start`, the container and the bin run it: the bundle (scripts/bundle.mjs)
+ * with the start script's flags, built first if the sources are newer.
+ */
+export async function serverCommand (): Promise<string[]> {
+  await ensureBuilt()
+  return [process.execPath, ...START_FLAGS, START_ENTRY]
+}
 
 export interface Listeners {
   running: Running
@@ -75,7 +81,8 @@ export const until = waitFor
  * ADMIN_PORT get free loopback ports unless given, HOST defaults to 127.0.0.1) and resolves once
  * it logs that the main and admin listeners are up. Killed when the test ends if still running.
  */
-export async function spawnServer (t: Test, env: Record<string, string>, command = SOURCE_COMMAND): Promise<ServerProcess> {
+export async function spawnServer (t: Test, env: Record<string, string>, command?: string[]): Promise<ServerProcess> {
+  command ??= await serverCommand()
   const port = Number(env.PORT ?? await closedPort())
   const adminPort = Number(env.ADMIN_PORT ?? await closedPort())
   const child = spawn(command[0], command.slice(1), {
@@ -232,12 +239,17 @@ function mtime (path: string): number {
   }
 }
 
-/** Sources whose dist/ output is missing or older than they are, or than the tsconfig files. */
+/**
+ * Sources whose dist/ output or whose bundle is missing or older than they are, or than the
+ * build's configuration (the tsconfig files, the bundle script, the installed packages' lock).
+ */
 export function staleOutputs (): string[] {
   const config = Math.max(mtime(join(root, 'tsconfig.json')), mtime(join(root, 'tsconfig.build.json')))
+  const bundle = mtime(join(root, START_ENTRY))
+  const bundleStale = bundle < Math.max(config, mtime(join(root, 'scripts/bundle.mjs')), mtime(join(root, 'package-lock.json')))
   return ['src', 'plugins'].flatMap(dir => typescriptSources(join(root, dir))).filter(source => {
     const output = mtime(join(root, 'dist', relative(root, source).replace(/\.ts$/, '.js')))
-    return output < mtime(source) || output < config
+    return output < mtime(source) || output < config || bundle < mtime(source) || bundleStale
   })
 }
 
