@@ -93,4 +93,9 @@ export async function start (env: Record<string, string | undefined>, args: stri
   }
 }
 
-await start(process.env, process.argv.slice(2))
+// Not a top-level await: the bundle users run (scripts/bundle.mjs) is CommonJS, which has none.
+// An error escaping start() is thrown as an uncaught exception, as a top-level await would
+// have it (close-with-grace, once set up, logs it and exits with code 1).
+start(process.env, process.argv.slice(2)).catch((error: unknown) => {
+  process.nextTick(() => { throw error })
+})

@@ -12,5 +12,5 @@ const words = ((): string[] => {
 /** Node's flags, e.g. ['--expose-gc']. */
 export const START_FLAGS: string[] = words.slice(1, -1)
 
-/** The file `npm start` runs, relative to the repository root: the bundle, dist/immich-proxy.mjs. */
+/** The file `npm start` runs, relative to the repository root: the bundle, dist/immich-proxy.cjs. */
 export const START_ENTRY: string = words[words.length - 1]
