@@ -8,7 +8,8 @@ import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './ngin
 
 // TypeBox through its CommonJS build: the same code as its ES-module build, in the same number of
 // files (266), but Node 20's CommonJS loader reads them faster than its ES-module loader does
-// (start-up to first answer 373-415 -> 336-401 ms, same run; issue 5).
+// (start-up to first answer 373-415 -> 336-401 ms, same run; issue 5). The bundle npm start runs
+// drops this line, so that esbuild takes these files in (scripts/bundle.mjs).
 const require = createRequire(import.meta.url)
 const { Type } = require('@sinclair/typebox') as typeof import('@sinclair/typebox')
 const { Value } = require('@sinclair/typebox/value') as typeof import('@sinclair/typebox/value')

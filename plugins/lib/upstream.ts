@@ -21,7 +21,8 @@ export const DEFAULT_PROXY_TIMEOUT = 600_000
 // undici's index loads fetch, WebSocket, the caches and more: 110 modules, ~35 ms and ~8 MB of
 // the proxy's start-up and idle memory, for a proxy that needs the pool alone. The two files are
 // taken directly (undici has no exports map; the version is pinned to 7.x in package.json and
-// test/undici-internals.test.ts fails loudly should they move).
+// test/undici-internals.test.ts fails loudly should they move). The bundle npm start runs drops
+// this line, so that esbuild takes the files in (scripts/bundle.mjs).
 const require = createRequire(import.meta.url)
 const Pool = require('undici/lib/dispatcher/pool.js') as typeof UndiciPool
 const { headerNameToString } = require('undici/lib/core/util.js') as typeof undiciUtil
