@@ -13,6 +13,7 @@ import { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { PendingClient, tunnelUpgrade } from './lib/websocket-tunnel.js'
 import { DEFAULT_PROXY_TIMEOUT, type UpstreamOptions } from './lib/upstream.js'
+import { declaresBody } from './lib/hop-by-hop.js'
 
 export type WebSocketOptions = UpstreamOptions
 
@@ -27,8 +28,7 @@ interface UpgradeRequest extends IncomingMessage {
  * Anything else carrying an Upgrade header is an ordinary request with an offer to decline.
  */
 function isWebSocketHandshake (raw: IncomingMessage): boolean {
-  const hasBody = raw.headers['transfer-encoding'] !== undefined || (raw.headers['content-length'] ?? '0') !== '0'
-  return raw.method === 'GET' && !hasBody &&
+  return raw.method === 'GET' && !declaresBody(raw.headers) &&
     String(raw.headers.upgrade).split(',').some(protocol => protocol.trim().toLowerCase() === 'websocket')
 }
 

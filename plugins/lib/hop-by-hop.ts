@@ -31,7 +31,10 @@ export function stripHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeader
   return headers
 }
 
-/** Whether a request carries a body, however it is framed (Content-Length over 0, or chunked). */
+/**
+ * Whether a request carries a body, however it is framed (Content-Length over 0, or chunked).
+ * Node's parser answers 400 to a request that declares both, so the order here never decides.
+ */
 export function declaresBody (headers: IncomingHttpHeaders): boolean {
   const length = headers['content-length']
   return length !== undefined ? length !== '0' : headers['transfer-encoding'] !== undefined

@@ -77,9 +77,10 @@ function exitOf (child: ChildProcess): Promise<{ code: number | null, signal: No
 export const until = waitFor
 
 /**
- * Runs `command` from the repository root with exactly `env` (plus PATH to find node; PORT and
- * ADMIN_PORT get free loopback ports unless given, HOST defaults to 127.0.0.1) and resolves once
- * it logs that the main and admin listeners are up. Killed when the test ends if still running.
+ * Runs `command` (by default the bundle, as `npm start` runs it) from the repository root with
+ * exactly `env` (plus PATH to find node; PORT and ADMIN_PORT get free loopback ports unless
+ * given, HOST defaults to 127.0.0.1) and resolves once it logs that the main and admin listeners
+ * are up. Killed when the test ends if still running.
  */
 export async function spawnServer (t: Test, env: Record<string, string>, command?: string[]): Promise<ServerProcess> {
   command ??= await serverCommand()
