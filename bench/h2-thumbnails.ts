@@ -1,6 +1,6 @@
 // What HTTP/2 on the TLS listener does to the web timeline: a page that loads 200 thumbnails at
 // once. A browser opens at most 6 HTTP/1.1 connections per origin and queues the rest; over
-// HTTP/2 it sends all 200 on one connection. Both go through the real proxy (src/server.ts, its
+// HTTP/2 it sends all 200 on one connection. Both go through the real proxy (the bundle npm start runs, its
 // own process, production settings, TLS with an EC P-256 certificate) to an upstream that serves
 // 200 different ~20 KB thumbnails, each after ~5 ms, as Immich does from its thumbnail cache.
 // Each load starts on fresh connections (handshakes included), as a page opened anew; loads

@@ -3,6 +3,7 @@
 // fastify, TypeBox or undici from node_modules again has lost what the bundle is for (issue 5):
 // a require esbuild cannot follow is enough to bring ~290 files back.
 import t from 'tap'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
 import { request } from 'undici'
@@ -46,8 +47,10 @@ t.test('started with its admin listener, the bundle reads only pino and its depe
   t.equal(metrics.statusCode, 200, 'and serves its metrics (prom-client, loaded on demand, is in the bundle too)')
   await metrics.body.dump()
 
+  // 'close', not 'exit': the report written at exit may still be in the pipe when 'exit' fires
+  const closed = once(proxy.child, 'close')
   proxy.child.kill('SIGTERM')
-  await within(proxy.exited, 10_000, 'the exit after SIGTERM')
+  await within(closed, 10_000, 'the exit after SIGTERM')
   const report = /^LOADED (.*)$/m.exec(proxy.output())?.[1]
   t.ok(report, 'the preload reported what was loaded')
   const loaded = JSON.parse(report ?? '[]') as string[]

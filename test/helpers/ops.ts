@@ -247,7 +247,7 @@ function mtime (path: string): number {
 export function staleOutputs (): string[] {
   const config = Math.max(mtime(join(root, 'tsconfig.json')), mtime(join(root, 'tsconfig.build.json')))
   const bundle = mtime(join(root, START_ENTRY))
-  const bundleStale = bundle < Math.max(config, mtime(join(root, 'scripts/bundle.mjs')), mtime(join(root, 'package-lock.json')))
+  const bundleStale = bundle < Math.max(config, mtime(join(root, 'scripts/bundle.mjs')), mtime(join(root, 'package-lock.json')), mtime(join(root, 'node_modules/.package-lock.json')))
   return ['src', 'plugins'].flatMap(dir => typescriptSources(join(root, dir))).filter(source => {
     const output = mtime(join(root, 'dist', relative(root, source).replace(/\.ts$/, '.js')))
     return output < mtime(source) || output < config || bundle < mtime(source) || bundleStale
@@ -261,16 +261,17 @@ export function staleOutputs (): string[] {
  */
 export async function ensureBuilt (): Promise<void> {
   const lock = join(tmpdir(), `immich-proxy-build-${createHash('sha1').update(root).digest('hex').slice(0, 12)}.lock`)
-  const deadline = Date.now() + 180_000
+  // A build is given 170 s (below), so a lock older than 200 s was left by a test process that
+  // died mid-build and is cleared; waiting longer than that can only mean something is wrong.
+  const deadline = Date.now() + 260_000
   for (;;) {
     try {
       mkdirSync(lock)
       break
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      // a lock left by a test process that died mid-build
-      if (Date.now() - mtime(lock) > 300_000) rmdirSync(lock)
-      if (Date.now() > deadline) throw new Error(`the build lock ${lock} was held for 3 minutes`)
+      if (Date.now() - mtime(lock) > 200_000) rmdirSync(lock)
+      if (Date.now() > deadline) throw new Error(`the build lock ${lock} was held for over 4 minutes`)
       await new Promise(resolve => setTimeout(resolve, 200))
     }
   }
