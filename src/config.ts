@@ -1,18 +1,10 @@
 // The configuration contract (shared/DESIGN.md): every setting is an environment variable, read
 // once, validated here, and turned into typed options for src/app.ts. The schema is the single
 // source of truth: its defaults, descriptions, hints and examples also feed the error messages.
-import { createRequire } from 'node:module'
-import type { Static, TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import proxyAddr from 'proxy-addr'
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './nginx-units.js'
-
-// TypeBox through its CommonJS build: the same code as its ES-module build, in the same number of
-// files (266), but Node 20's CommonJS loader reads them faster than its ES-module loader does
-// (start-up to first answer 373-415 -> 336-401 ms, same run; issue 5). The bundle npm start runs
-// drops this line, so that esbuild takes these files in (scripts/bundle.mjs).
-const require = createRequire(import.meta.url)
-const { Type } = require('@sinclair/typebox') as typeof import('@sinclair/typebox')
-const { Value } = require('@sinclair/typebox/value') as typeof import('@sinclair/typebox/value')
 
 const BOOLEAN_PATTERN = '^(true|false)$'
 

@@ -1,9 +1,11 @@
 // What the HTTP proxy and the well-known route share about talking to Immich: the connection
 // pool, the request and response header rules, and how upstream failures look to clients.
+/// <reference path="./undici-internals.d.ts" />
 import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import { createRequire } from 'node:module'
-import type { Dispatcher, Pool as UndiciPool, util as undiciUtil } from 'undici'
+import type { Dispatcher } from 'undici'
+import Pool from 'undici/lib/dispatcher/pool.js'
+import { headerNameToString } from 'undici/lib/core/util.js'
 import { HOP_BY_HOP, connectionFields, stripHopByHop } from './hop-by-hop.js'
 
 export interface UpstreamOptions {
@@ -20,12 +22,9 @@ export const DEFAULT_PROXY_TIMEOUT = 600_000
 
 // undici's index loads fetch, WebSocket, the caches and more: 110 modules, ~35 ms and ~8 MB of
 // the proxy's start-up and idle memory, for a proxy that needs the pool alone. The two files are
-// taken directly (undici has no exports map; the version is pinned to 7.x in package.json and
-// test/undici-internals.test.ts fails loudly should they move). The bundle npm start runs drops
-// this line, so that esbuild takes the files in (scripts/bundle.mjs).
-const require = createRequire(import.meta.url)
-const Pool = require('undici/lib/dispatcher/pool.js') as typeof UndiciPool
-const { headerNameToString } = require('undici/lib/core/util.js') as typeof undiciUtil
+// imported by path (undici has no exports map and ships types for its index only: see
+// undici-internals.d.ts; the version is pinned to 7.x in package.json and
+// test/undici-internals.test.ts fails loudly should they move).
 
 // the proxy serves HTTP/1.1 and HTTP/2 clients alike
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>

@@ -7,9 +7,8 @@ import { readFile, writeFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import { serverCommand } from './ops.js'
+import { root, serverCommand } from './ops.js'
 import { closedPort } from './websocket.js'
 
 /** Byte count and running SHA-1 of everything passed to `update`. */
@@ -136,8 +135,6 @@ export async function curl (args: string[]): Promise<CurlResult> {
   return { body: stdout.slice(0, at), statusCode, uploaded }
 }
 
-const projectRoot = fileURLToPath(new URL('../..', import.meta.url))
-
 export interface BuiltProxy {
   pid: number
   url: string
@@ -156,7 +153,7 @@ export async function startBuiltProxy (t: Test, upstream: string, env: Record<st
   // which would be counted in the proxy's memory; env execs node, so the pid stays the proxy's
   const child = spawn('/usr/bin/env', [
     '-i', ...Object.entries(variables).map(([name, value]) => `${name}=${value}`), ...command
-  ], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'inherit'] })
+  ], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return
     const exited = once(child, 'exit')

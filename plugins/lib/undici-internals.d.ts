@@ -1,0 +1,11 @@
+// Types for the two undici files plugins/lib/upstream.ts imports by path: undici declares types
+// for its index only. They are the index's own exports (test/undici-internals.test.ts checks).
+declare module 'undici/lib/dispatcher/pool.js' {
+  import { Pool } from 'undici'
+  export default Pool
+}
+
+declare module 'undici/lib/core/util.js' {
+  import { util } from 'undici'
+  export const headerNameToString: typeof util.headerNameToString
+}
