@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import { KeyRing } from './lib/key-ring.js'
-import { FailureLimiter, addressGroup, type FailureLimiterOptions } from './lib/failure-limiter.js'
+import { FailureLimiter, type FailureLimiterOptions } from './lib/failure-limiter.js'
 import { safeNext, unlockPage } from './lib/unlock-page.js'
 import { accessKeyRefused, type AccessKeyRefused } from './lib/events.js'
 
@@ -21,6 +21,11 @@ export interface AccessKeyOptions {
    * Default 10 in 10 minutes, then 15 minutes; false turns the brake off.
    */
   failureLimit?: FailureLimiterOptions | false
+  /**
+   * The brake to count in instead of one of the plugin's own, so that every listener of a
+   * process counts together (src/run.ts shares one). Unused when failureLimit is false.
+   */
+  brake?: FailureLimiter
   /** Lifetime of the unlock cookie in ms. Default 30 days; 0 turns the unlock page off. */
   cookieMaxAge?: number
   /** How often the key file is checked for changes, in ms. Default 2000. */
@@ -96,16 +101,39 @@ function isSecure (request: FastifyRequest): boolean {
   return request.forwardedHeaders['x-forwarded-proto'] === 'https'
 }
 
+/**
+ * Whether a browser sent this POST on another site's behalf (a form or a no-cors fetch on a page
+ * elsewhere). A browser always sends Origin with a POST, and Sec-Fetch-Site where it knows it;
+ * a request with neither comes from a program such as curl, which no other site can steer. The
+ * origin the form lives at is the one clients reach: scheme and host as forwarded by a trusted
+ * proxy, else as this listener received them.
+ */
+function fromAnotherSite (request: FastifyRequest): boolean {
+  const site = request.headers['sec-fetch-site']
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true
+  const origin = request.headers.origin
+  if (origin === undefined) return false
+  const forwarded = request.forwardedHeaders
+  const host = (forwarded['x-forwarded-host'] ?? forwarded.host)?.split(',')[0].trim()
+  try {
+    // URL compares what a browser compares: scheme, host in lower case, port with defaults
+    // dropped. `Origin: null` (a sandboxed frame, a redirect chain) does not parse: refused.
+    return host === undefined || new URL(origin).origin !== new URL(`${forwarded['x-forwarded-proto']}://${host}`).origin
+  } catch {
+    return true
+  }
+}
+
 export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
   const ring = new KeyRing(opts.accessKeys ?? [], opts.accessKeyFile)
   if ((opts.accessKeys ?? []).length === 0 && opts.accessKeyFile === undefined) return
 
   const limiter = opts.failureLimit === false
     ? undefined
-    : new FailureLimiter(opts.failureLimit ?? { maxFailures: 10, windowMs: 600_000, cooldownMs: 900_000 })
+    : opts.brake ?? new FailureLimiter(opts.failureLimit ?? { maxFailures: 10, windowMs: 600_000, cooldownMs: 900_000 })
   const cookieMaxAge = opts.cookieMaxAge ?? 30 * 24 * 3600 * 1000
-  // An attacker on IPv6 usually holds a whole /64: counted per address, the brake would not hold.
-  const brakeKey = (request: FastifyRequest): string => addressGroup(request.forwardedHeaders['x-real-ip'])
+  // the limiter groups addresses itself (an IPv6 /64 is one client)
+  const brakeKey = (request: FastifyRequest): string => request.forwardedHeaders['x-real-ip']
   const report = (reason: AccessKeyRefused['reason']): void => {
     if (accessKeyRefused.hasSubscribers) accessKeyRefused.publish({ reason } satisfies AccessKeyRefused)
   }
@@ -176,8 +204,13 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       const form = request.body instanceof URLSearchParams ? request.body : new URLSearchParams()
       const key = form.get('key') ?? ''
       const next = safeNext(form.get('next'))
-      const client = brakeKey(request)
-      const wait = limiter?.retryAfter(client) ?? 0
+      // not a guess the client made: neither counted nor braked, and never a cookie
+      if (fromAnotherSite(request)) {
+        request.log.info({ client: request.forwardedHeaders['x-real-ip'] }, 'unlock form posted from another site; refused, not counted')
+        return reply.code(403).type('text/html; charset=utf-8').header('cache-control', 'no-store')
+          .send(unlockPage(UNLOCK_PATH, '/', 'A key sent from another site is not accepted; type it here.'))
+      }
+      const wait = limiter?.retryAfter(brakeKey(request)) ?? 0
       if (wait > 0) {
         const seconds = Math.ceil(wait / 1000)
         report('brake')

@@ -1,10 +1,15 @@
 // The admin listener: liveness, readiness and Prometheus metrics, on a port of their own (loopback
 // by default) so that nothing here can shadow an Immich path on the proxied host.
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import { isIP } from 'node:net'
+import proxyAddr from 'proxy-addr'
 import { request } from 'undici'
 import type { Config } from './config.js'
 import metrics from '../plugins/metrics.js'
 import { loggerOptions } from './server-options.js'
+import type { FailureLimiter } from '../plugins/lib/failure-limiter.js'
+
+const loopback = proxyAddr.compile(['loopback'])
 
 export interface ReadinessProbe {
   /** The main listener sheds load (@fastify/under-pressure): new requests get 503. */
@@ -24,7 +29,11 @@ async function upstreamAnswers (upstream: string): Promise<boolean> {
   }
 }
 
-export async function buildAdminServer (config: Config, probe: ReadinessProbe): Promise<FastifyInstance> {
+/**
+ * The admin listener. With `brake` (the access key's, shared by the proxied listeners), an
+ * operator can lift its cool-downs: `POST /access-key/brake/clear[?client=<address>]`.
+ */
+export async function buildAdminServer (config: Config, probe: ReadinessProbe, brake?: FailureLimiter): Promise<FastifyInstance> {
   const admin = Fastify({ logger: loggerOptions(config), logController: new LogController({ disableRequestLogging: true }) })
   await admin.register(metrics)
 
@@ -39,5 +48,22 @@ export async function buildAdminServer (config: Config, probe: ReadinessProbe): 
     reply.code(ready ? 200 : 503)
     return { status: ready ? 'ready' : 'not ready', immich: immich ? 'up' : 'down', underPressure, closing }
   })
+
+  if (brake !== undefined) {
+    // Loopback peers only (`docker exec`, the host itself): ADMIN_HOST may be opened to a
+    // metrics scraper, and a guesser able to clear the brake would have none.
+    admin.post<{ Querystring: { client?: string } }>('/access-key/brake/clear', async (request, reply) => {
+      if (!loopback(request.socket.remoteAddress ?? '', 0)) {
+        return await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'only a loopback client may clear the brake' })
+      }
+      const client = request.query.client
+      if (client !== undefined && isIP(client) === 0) {
+        return await reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'client must be an IP address' })
+      }
+      const cleared = brake.clear(client)
+      request.log.warn({ client: client ?? 'everyone', cleared }, 'access key brake cleared by an operator')
+      return { cleared }
+    })
+  }
   return admin
 }

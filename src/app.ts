@@ -7,6 +7,7 @@ import accessLog from '../plugins/access-log.js'
 import tls, { type TlsOptions } from '../plugins/tls.js'
 import forwardedHeaders from '../plugins/forwarded-headers.js'
 import accessKey, { type AccessKeyOptions } from '../plugins/access-key.js'
+import { FailureLimiter } from '../plugins/lib/failure-limiter.js'
 import bodyLimit from '../plugins/body-limit.js'
 import wellKnown from '../plugins/well-known.js'
 import websocket from '../plugins/websocket.js'
@@ -23,6 +24,11 @@ export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' 
      * path of its host. Default: every host.
      */
     serverName?: string | RegExp
+    /**
+     * The access key's brake, shared by every listener of the process so that their wrong keys
+     * add up (src/run.ts builds one). Default: one of this app's own.
+     */
+    accessKeyBrake?: FailureLimiter
   }
 
 /**
@@ -35,17 +41,31 @@ function hostConstraint (name: string | RegExp): RegExp {
   return new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:[0-9]+)?$`, 'i')
 }
 
+type BrakeSettings = Partial<Pick<Config, 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown'>>
+
+function failureLimit (opts: BrakeSettings): AccessKeyOptions['failureLimit'] {
+  return opts.accessKeyMaxFailures === 0
+    ? false
+    : {
+        maxFailures: opts.accessKeyMaxFailures ?? 10,
+        windowMs: opts.accessKeyFailureWindow ?? 600_000,
+        cooldownMs: opts.accessKeyCooldown ?? 900_000
+      }
+}
+
+/** The one brake a process's listeners share, or undefined when there is no key or no brake. */
+export function accessKeyBrake (config: Pick<Config, 'accessKeys' | 'accessKeyFile'> & BrakeSettings): FailureLimiter | undefined {
+  const limit = failureLimit(config)
+  if (limit === false || limit === undefined || (config.accessKeys.length === 0 && config.accessKeyFile === undefined)) return undefined
+  return new FailureLimiter(limit)
+}
+
 function accessKeyOptions (opts: AppOptions): AccessKeyOptions {
   return {
     accessKeys: opts.accessKeys,
     accessKeyFile: opts.accessKeyFile,
-    failureLimit: opts.accessKeyMaxFailures === 0
-      ? false
-      : {
-          maxFailures: opts.accessKeyMaxFailures ?? 10,
-          windowMs: opts.accessKeyFailureWindow ?? 600_000,
-          cooldownMs: opts.accessKeyCooldown ?? 900_000
-        },
+    failureLimit: failureLimit(opts),
+    brake: opts.accessKeyBrake,
     cookieMaxAge: opts.accessKeyCookieMaxAge
   }
 }

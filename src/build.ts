@@ -8,6 +8,7 @@ import underPressure from '@fastify/under-pressure'
 import accessLog from '../plugins/access-log.js'
 import app, { redirectApp } from './app.js'
 import type { Config } from './config.js'
+import type { FailureLimiter } from '../plugins/lib/failure-limiter.js'
 import { loggerOptions, serverOptions } from './server-options.js'
 import {
   TLS_CONTEXT_OPTIONS, loadCertificatePair, selfSignedPair, type CertificateFiles, type CertificatePair
@@ -25,6 +26,8 @@ export interface BuildOptions {
    * test reading what an operator would read) passes its own writable.
    */
   logStream?: NodeJS.WritableStream
+  /** The access key's brake, when listeners share one (src/run.ts). Default: one per listener. */
+  accessKeyBrake?: FailureLimiter
 }
 
 function optionsFor (config: Config, build: BuildOptions): FastifyServerOptions {
@@ -80,6 +83,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   })
   await server.register(app, {
     ...config,
+    accessKeyBrake: build.accessKeyBrake,
     certificate: certificate === undefined ? undefined : { certificate: certificate.pair, certificateFiles: certificate.files }
   })
   if (config.tls?.selfSigned === true) {
@@ -93,6 +97,6 @@ export async function buildRedirectServer (config: Config, build: BuildOptions =
   if (config.httpPort === undefined) return undefined
   const server = Fastify(optionsFor(config, build))
   await server.register(accessLog)
-  await server.register(redirectApp, { ...config, hsts: false, httpsPort: config.httpsRedirectPort })
+  await server.register(redirectApp, { ...config, accessKeyBrake: build.accessKeyBrake, hsts: false, httpsPort: config.httpsRedirectPort })
   return server
 }

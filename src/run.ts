@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { buildRedirectServer, buildServer } from './build.js'
+import { accessKeyBrake } from './app.js'
 
 export interface Running {
   /** The proxy's listener (HTTP, or HTTPS with HTTP/2). */
@@ -27,10 +28,12 @@ export interface Running {
 export async function run (config: Config): Promise<Running> {
   const started: FastifyInstance[] = []
   let closing = false
+  // one brake for the process: wrong keys on every listener add up
+  const brake = accessKeyBrake(config)
   try {
-    const main = await buildServer(config)
+    const main = await buildServer(config, { accessKeyBrake: brake })
     started.push(main)
-    const redirect = await buildRedirectServer(config)
+    const redirect = await buildRedirectServer(config, { accessKeyBrake: brake })
     if (redirect !== undefined) started.push(redirect)
     const admin = config.adminPort === undefined
       ? undefined
@@ -38,7 +41,7 @@ export async function run (config: Config): Promise<Running> {
       : await (await import('./admin.js')).buildAdminServer(config, {
         underPressure: () => main.hasDecorator('isUnderPressure') && main.isUnderPressure(),
         closing: () => closing
-      })
+      }, brake)
     if (admin !== undefined) started.push(admin)
 
     await main.listen({ host: config.host, port: config.port })

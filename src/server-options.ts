@@ -1,8 +1,8 @@
 // Options that exist only when the Fastify server is created (src/server.ts); tests build their
 // servers with the same function so that they run what users run.
 import { LogController, type FastifyServerOptions } from 'fastify'
-import { pino } from 'pino'
 import type { Config } from './config.js'
+import { stdoutLog, type LogDestination } from './stdout-log.js'
 
 // Nothing the proxy logs carries these, but an error serializer or a future debug line might:
 // pino removes them wherever they appear.
@@ -12,18 +12,15 @@ const SECRET_PATHS = [
   'headers.authorization', 'headers.cookie', 'headers["x-api-key"]', 'headers["x-access-key"]', 'headers["set-cookie"]'
 ]
 
-/** JSON lines for machines; readable lines when a person watches the terminal. */
-// One asynchronous writer on stdout shared by every listener: a log line no longer costs each
-// request a blocking write (9 % of the proxy's time under load when it did). Lines are gathered
-// into writes of 4 KiB or more, and whatever is gathered goes out every 250 ms (a line is never
-// held longer; one write per request cost ~5 % under load); pino flushes what is left when the
-// process exits.
-let stdout: ReturnType<typeof pino.destination> | undefined
-function stdoutDestination (): ReturnType<typeof pino.destination> {
-  stdout ??= pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 250 })
+// One writer on stdout shared by every listener (src/stdout-log.ts): asynchronous, bounded, and
+// never in the way of requests or of the exit when nothing reads stdout.
+let stdout: LogDestination | undefined
+function stdoutDestination (): LogDestination {
+  stdout ??= stdoutLog()
   return stdout
 }
 
+/** JSON lines for machines; readable lines when a person watches the terminal. */
 export function loggerOptions (config: Config, tty = process.stdout.isTTY === true): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,

@@ -1,15 +1,34 @@
-// Brute-force brake for the access key: an address that fails too often within a window is
+// Brute-force brake for the access key: a client that fails too often within a window is
 // answered 429 for a cool-down. Only failures count, so a client with the key is never slowed.
-import { isIPv6 } from 'node:net'
+//
+// What is one client: an IPv4 address, or an IPv6 /64 (one subscriber's network, from which an
+// attacker can use any of 2^64 addresses). An IPv6 /48 (what a subscriber may be delegated) is
+// also counted as a whole, with PREFIX_ALLOWANCE times the allowance, so that rotating through
+// its 65 536 /64s does not multiply the guesses.
+//
+// Memory is bounded without forgetting a cool-down: an entry leaves the table only once its
+// window and its cool-down are over. When the table is full of live entries, a newcomer is
+// counted in a coarser bucket it shares with its neighbours (IPv4 /16, IPv6 /32), in a table a
+// tenth the size, and past that in one bucket for everyone. A flood of addresses thus brakes
+// newcomers together, and never sets free the ones already braked.
+import { isIP, isIPv6 } from 'node:net'
 
 export interface FailureLimiterOptions {
   /** Failures allowed within `windowMs` before the cool-down starts. */
   maxFailures: number
   windowMs: number
   cooldownMs: number
-  /** Addresses remembered at once; the oldest is forgotten first, so memory stays bounded. */
+  /** Clients remembered one by one. Default 10 000 (about 1 MB). */
   maxEntries?: number
 }
+
+/** How many clients' allowances one IPv6 /48 gets: a household's few devices, not 65 536 /64s. */
+export const PREFIX_ALLOWANCE = 3
+
+const EVERYONE = '*'
+// a full table is swept for entries that are over at most this often, so that a flood of new
+// addresses costs one pass per second, not one per failure
+const SWEEP_INTERVAL_MS = 1000
 
 interface Entry {
   failures: number
@@ -17,50 +36,29 @@ interface Entry {
   blockedUntil: number
 }
 
-export class FailureLimiter {
-  private readonly entries = new Map<string, Entry>()
+class Table {
+  readonly entries = new Map<string, Entry>()
+  private nextSweep = 0
 
-  constructor (private readonly opts: FailureLimiterOptions) {}
+  constructor (private readonly capacity: number, private readonly windowMs: number) {}
 
-  /** Milliseconds `address` must still wait, or 0 when it may try. */
-  retryAfter (address: string, now = Date.now()): number {
-    const entry = this.entries.get(address)
-    return entry === undefined || entry.blockedUntil <= now ? 0 : entry.blockedUntil - now
-  }
-
-  /** Counts a failure; true when it starts the cool-down. */
-  fail (address: string, now = Date.now()): boolean {
-    let entry = this.entries.get(address)
-    if (entry === undefined || now - entry.windowStart > this.opts.windowMs) {
-      entry = { failures: 0, windowStart: now, blockedUntil: 0 }
+  /** Whether `key` is counted here: it already is, or there is room, after a sweep if need be. */
+  takes (key: string, now: number): boolean {
+    if (this.entries.has(key) || this.entries.size < this.capacity) return true
+    if (now >= this.nextSweep) {
+      this.nextSweep = now + SWEEP_INTERVAL_MS
+      for (const [k, entry] of this.entries) {
+        if (entry.blockedUntil <= now && now - entry.windowStart > this.windowMs) this.entries.delete(k)
+      }
     }
-    this.entries.delete(address)
-    entry.failures++
-    const blocked = entry.failures >= this.opts.maxFailures
-    if (blocked) {
-      entry.blockedUntil = now + this.opts.cooldownMs
-      entry.failures = 0
-      entry.windowStart = now
-    }
-    this.entries.set(address, entry)
-    if (this.entries.size > (this.opts.maxEntries ?? 10_000)) {
-      this.entries.delete(this.entries.keys().next().value as string)
-    }
-    return blocked
+    return this.entries.size < this.capacity
   }
 }
 
-/**
- * The unit the brake counts: an IPv4 address, or the /64 of an IPv6 address (one subscriber's
- * network, from which an attacker can use any of 2^64 addresses). Anything else is used as is.
- */
-export function addressGroup (address: string): string {
-  const plain = address.split('%')[0]
-  if (!isIPv6(plain)) return address
-  // an IPv4 client seen through a dual-stack socket is that IPv4 address, not a /64 shared by all
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(plain)
-  if (mapped !== null) return mapped[1]
-  let text = plain
+/** The eight 16-bit groups of an IPv6 address, or undefined for anything else. */
+function ipv6Groups (address: string): number[] | undefined {
+  let text = address.split('%')[0]
+  if (!isIPv6(text)) return undefined
   // an IPv4 tail (64:ff9b::192.0.2.1) as the two groups it stands for
   const tailStart = text.lastIndexOf(':') + 1
   if (text.includes('.', tailStart)) {
@@ -71,5 +69,124 @@ export function addressGroup (address: string): string {
   const head = left === '' ? [] : left.split(':')
   const tail = right === undefined || right === '' ? [] : right.split(':')
   const groups = right === undefined ? head : [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail]
-  return `${groups.slice(0, 4).map(group => parseInt(group, 16).toString(16)).join(':')}::/64`
+  return groups.map(group => parseInt(group, 16))
+}
+
+function prefix (groups: number[], bits: 32 | 48 | 64): string {
+  return `${groups.slice(0, bits / 16).map(group => group.toString(16)).join(':')}::/${bits}`
+}
+
+// an IPv4 client seen through a dual-stack socket is that IPv4 address, not a /64 shared by all
+function mappedIPv4 (address: string): string | undefined {
+  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1]
+}
+
+/** The client the brake counts: an IPv4 address or an IPv6 /64. Anything else is used as is. */
+export function addressGroup (address: string): string {
+  const mapped = mappedIPv4(address)
+  if (mapped !== undefined) return mapped
+  const groups = ipv6Groups(address)
+  return groups === undefined ? address : prefix(groups, 64)
+}
+
+/** A counter and the shared bucket it falls back to when the table is full. */
+interface Counter { key: string, coarse: string, allowance: number }
+
+export class FailureLimiter {
+  private readonly clients: Table
+  private readonly coarse: Table
+
+  constructor (private readonly opts: FailureLimiterOptions) {
+    const maxEntries = opts.maxEntries ?? 10_000
+    this.clients = new Table(maxEntries, opts.windowMs)
+    this.coarse = new Table(Math.max(1, Math.floor(maxEntries / 10)), opts.windowMs)
+  }
+
+  /** The counters a failure from `address` adds to: its own, and its /48's for IPv6. */
+  private countersOf (address: string): Counter[] {
+    const plain = mappedIPv4(address) ?? address
+    if (isIP(plain) === 4) {
+      const [a, b] = plain.split('.')
+      return [{ key: plain, coarse: `${a}.${b}.0.0/16`, allowance: this.opts.maxFailures }]
+    }
+    const groups = ipv6Groups(plain)
+    if (groups === undefined) return [{ key: plain, coarse: EVERYONE, allowance: this.opts.maxFailures }]
+    const coarse = prefix(groups, 32)
+    return [
+      { key: prefix(groups, 64), coarse, allowance: this.opts.maxFailures },
+      { key: prefix(groups, 48), coarse, allowance: this.opts.maxFailures * PREFIX_ALLOWANCE }
+    ]
+  }
+
+  /** Where a counter's failures are kept: its own entry, else its shared bucket, else everyone's. */
+  private place (counter: Counter, now: number): { table: Table, key: string, allowance: number } {
+    if (this.clients.takes(counter.key, now)) return { table: this.clients, key: counter.key, allowance: counter.allowance }
+    const key = this.coarse.takes(counter.coarse, now) ? counter.coarse : EVERYONE
+    return { table: this.coarse, key, allowance: this.opts.maxFailures }
+  }
+
+  /** The entry that brakes a counter now: its own if it has one, else the shared buckets'. */
+  private entriesFor (counter: Counter): Array<Entry | undefined> {
+    const own = this.clients.entries.get(counter.key)
+    return own !== undefined ? [own] : [this.coarse.entries.get(counter.coarse), this.coarse.entries.get(EVERYONE)]
+  }
+
+  /** Milliseconds `address` must still wait, or 0 when it may try. */
+  retryAfter (address: string, now = Date.now()): number {
+    let wait = 0
+    for (const counter of this.countersOf(address)) {
+      for (const entry of this.entriesFor(counter)) {
+        if (entry !== undefined && entry.blockedUntil > now) wait = Math.max(wait, entry.blockedUntil - now)
+      }
+    }
+    return wait
+  }
+
+  /** Counts a failure from `address`; true when it starts a cool-down. */
+  fail (address: string, now = Date.now()): boolean {
+    let blocked = false
+    const counted = new Set<Entry>()
+    for (const counter of this.countersOf(address)) {
+      const { table, key, allowance } = this.place(counter, now)
+      let entry = table.entries.get(key)
+      // a /64 and its /48 that both fell back to one shared bucket count once
+      if (entry !== undefined && counted.has(entry)) continue
+      if (entry === undefined || now - entry.windowStart > this.opts.windowMs) {
+        entry = { failures: 0, windowStart: now, blockedUntil: entry?.blockedUntil ?? 0 }
+        table.entries.set(key, entry)
+      }
+      counted.add(entry)
+      if (++entry.failures >= allowance) {
+        entry.blockedUntil = now + this.opts.cooldownMs
+        entry.failures = 0
+        entry.windowStart = now
+        blocked = true
+      }
+    }
+    return blocked
+  }
+
+  /**
+   * Forgets what brakes `address` (its entries, or the shared buckets it falls in), or every
+   * entry without one: an operator's way to lift a cool-down. Returns the cool-downs lifted.
+   */
+  clear (address?: string, now = Date.now()): number {
+    let lifted = 0
+    const forget = (table: Table, key: string): void => {
+      const entry = table.entries.get(key)
+      if (entry !== undefined && entry.blockedUntil > now) lifted++
+      table.entries.delete(key)
+    }
+    if (address === undefined) {
+      for (const table of [this.clients, this.coarse]) {
+        for (const key of [...table.entries.keys()]) forget(table, key)
+      }
+      return lifted
+    }
+    for (const counter of this.countersOf(address)) {
+      if (this.clients.entries.has(counter.key)) forget(this.clients, counter.key)
+      else for (const key of [counter.coarse, EVERYONE]) forget(this.coarse, key)
+    }
+    return lifted
+  }
 }

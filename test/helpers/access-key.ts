@@ -57,11 +57,11 @@ export interface UnlockAnswer {
   body: string
 }
 
-/** Posts the unlock form as a browser does (urlencoded `key` and `next`). */
-export async function postUnlock (origin: string, form: Record<string, string>, dispatcher?: Dispatcher): Promise<UnlockAnswer> {
+/** Posts the unlock form as a browser does (urlencoded `key` and `next`), with `headers` added. */
+export async function postUnlock (origin: string, form: Record<string, string>, dispatcher?: Dispatcher, headers: Record<string, string> = {}): Promise<UnlockAnswer> {
   const response = await request(origin + UNLOCK, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html', ...headers },
     body: new URLSearchParams(form).toString(),
     dispatcher
   })

@@ -1,0 +1,72 @@
+// stdout as the log destination, written so that a reader that stops reading (a container log
+// driver under pressure, a fifo whose reader went away) never holds up requests or shutdown:
+// lines wait in a bounded buffer, what does not fit is dropped and counted, and the count is
+// logged once stdout takes lines again.
+import { hostname } from 'node:os'
+import sonicBoom from 'sonic-boom'
+
+/** What may wait for a stalled stdout before new lines are dropped: some 3 000 access lines. */
+export const STDOUT_BUFFER_BYTES = 1024 * 1024
+
+export interface LogDestination {
+  write: (line: string) => boolean
+}
+
+function droppedReport (count: number): string {
+  return JSON.stringify({
+    level: 40, time: Date.now(), pid: process.pid, hostname: hostname(), droppedLines: count, msg: 'log lines dropped: stdout was not being read'
+  }) + '\n'
+}
+
+/**
+ * One asynchronous writer on fd 1. Lines are gathered into writes of 4 KiB or more, and whatever
+ * is gathered goes out every 250 ms (a line is never held longer; one write per line costs a
+ * busy proxy ~5 %). At exit what is left is written if stdout takes it, and given up at its
+ * first refusal: an exit never waits for a reader.
+ */
+export function stdoutLog (): LogDestination {
+  let exiting = false
+  let broken = false
+  let dropped = 0
+  let reporting = 0
+  const sonic = new sonicBoom.SonicBoom({
+    // fd 1 taken from Node's stdout, which, once created, puts a pipe in non-blocking mode: a
+    // write to a full pipe then fails with EAGAIN at once instead of holding a thread forever
+    fd: process.stdout.fd,
+    sync: false,
+    minLength: 4096,
+    maxLength: STDOUT_BUFFER_BYTES,
+    periodicFlush: 250,
+    // a full pipe is tried again every 100 ms while the process runs, but never at exit
+    retryEAGAIN: () => !exiting
+  })
+  // a dropped report gives its count back, to be reported with the next one
+  sonic.on('drop', () => { dropped += reporting === 0 ? 1 : reporting })
+  // EPIPE (the reader is gone) or any other write error: stdout is given up for good
+  sonic.on('error', () => { broken = true })
+  // a write went through: stdout is read again
+  sonic.on('write', () => {
+    if (dropped === 0) return
+    reporting = dropped
+    dropped = 0
+    sonic.write(droppedReport(reporting))
+    reporting = 0
+  })
+  process.once('exit', () => {
+    exiting = true
+    if (broken) return
+    try {
+      if (dropped > 0) sonic.write(droppedReport(dropped))
+      sonic.flushSync()
+    } catch {
+      // stdout is full or gone: the lines left are lost, and the exit goes on
+    }
+  })
+  return {
+    write: line => {
+      if (!broken) return sonic.write(line)
+      dropped++
+      return true
+    }
+  }
+}
