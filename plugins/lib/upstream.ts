@@ -4,6 +4,7 @@
 import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Dispatcher } from 'undici'
+import createError from '@fastify/error'
 import Pool from 'undici/lib/dispatcher/pool.js'
 import { headerNameToString } from 'undici/lib/core/util.js'
 import { HOP_BY_HOP, connectionFields, stripHopByHop } from './hop-by-hop.js'
@@ -84,6 +85,17 @@ export function clientResponseHeadersFromRaw (raw: Buffer[]): Record<string, str
 /** Response headers for the client: Immich's, less hop-by-hop fields; Location untouched. */
 export function clientResponseHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   return stripHopByHop(headers)
+}
+
+/**
+ * An answer from Immich that cannot be relayed as HTTP: a status outside 100-599 (RFC 9110 §15),
+ * which Node and Fastify refuse to send. The client gets 502 like any other upstream failure.
+ */
+export const UnrelayableAnswerError = createError('IMMICH_PROXY_UNRELAYABLE_ANSWER', 'Immich answered with status %s', 502)
+
+/** Whether Fastify can send `statusCode` as the status of a final answer. */
+export function relayableStatus (statusCode: number): boolean {
+  return statusCode >= 200 && statusCode <= 599
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT'])
