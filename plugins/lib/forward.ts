@@ -11,7 +11,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { declaresBody } from './hop-by-hop.js'
-import { UnrelayableAnswerError, clientResponseHeadersFromRaw, relayableStatus, sendUpstreamError, upstreamRequestHeaders } from './upstream.js'
+import { UnrelayableAnswerError, clientResponseHeadersFromRaw, relayableStatus, sendUpstreamError, upstreamFailure, upstreamRequestHeaders } from './upstream.js'
 import { forwarded } from './young-collection.js'
 
 // the proxy serves HTTP/1.1 and HTTP/2 clients alike
@@ -103,7 +103,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   onError (error: Error): void {
     this.complete = true
     if (this.body !== undefined) {
-      this.body.destroy(error)
+      // Before the body's first byte the client has been told nothing, and Fastify answers the
+      // stream's error itself: it must be the 502/504 of any upstream failure.
+      this.body.destroy(this.reply.raw.headersSent ? error : upstreamFailure(error))
     } else if (!this.answered) {
       this.answered = true
       sendUpstreamError(this.reply, error)

@@ -106,6 +106,24 @@ function rootCause (error: Error): Error & { code?: string, statusCode?: number 
   return cause
 }
 
+const UNANSWERED = 'Immich did not answer; is the server running?'
+const TOO_SLOW = 'Immich did not answer in time'
+const UpstreamFailedError = createError('IMMICH_PROXY_UPSTREAM_FAILED', UNANSWERED, 502)
+const UpstreamTimeoutError = createError('IMMICH_PROXY_UPSTREAM_TIMEOUT', TOO_SLOW, 504)
+
+function timedOut (error: Error, cause: Error & { code?: string }): boolean {
+  return TIMEOUT_CODES.has(cause.code ?? '') || TIMEOUT_CODES.has((error as { code?: string }).code ?? '')
+}
+
+/**
+ * The error for Fastify to answer when Immich's answer fails after it was handed over as a
+ * stream, before a byte of it was written: the 502/504 of sendUpstreamError, the detail kept
+ * as the cause (for the log), never shown to the client.
+ */
+export function upstreamFailure (error: Error): Error {
+  return timedOut(error, rootCause(error)) ? new UpstreamTimeoutError({ cause: error }) : new UpstreamFailedError({ cause: error })
+}
+
 /**
  * Maps a failed upstream exchange to what the client may see: 504 when Immich was too slow,
  * the error's own 4xx when it came from a guard on the way (the body limit), 502 otherwise.
@@ -116,10 +134,10 @@ export function sendUpstreamError (reply: AnyReply, error: Error): void {
   // An unread request body would otherwise be read to its end before the connection is reused.
   if (!reply.request.raw.complete) reply.header('connection', 'close')
   let statusCode = 502
-  let message = 'Immich did not answer; is the server running?'
-  if (TIMEOUT_CODES.has(cause.code ?? '') || TIMEOUT_CODES.has((error as { code?: string }).code ?? '')) {
+  let message = UNANSWERED
+  if (timedOut(error, cause)) {
     statusCode = 504
-    message = 'Immich did not answer in time'
+    message = TOO_SLOW
   } else if (cause.statusCode !== undefined && cause.statusCode >= 400 && cause.statusCode < 500) {
     reply.send(cause)
     return
