@@ -1,5 +1,6 @@
 import t from 'tap'
 import { rawExchange, startProxy, startUpstream } from './helper.js'
+import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
 import { rawUpgrade, startWsUpstream } from './helpers/websocket.js'
 
 // RFC 9112 §3.2.2: a server receiving an absolute-form target ignores Host and takes the
@@ -57,4 +58,17 @@ t.test('a WebSocket upgrade with an absolute-form target reaches Immich in origi
   t.match(head, /^HTTP\/1\.1 101 /)
   t.equal(upstream.upgrades[0].url, '/api/socket.io/?EIO=4&transport=websocket')
   t.equal(upstream.upgrades[0].headers.host, 'evil.example')
+})
+
+t.test('HTTP/2: a :path that is not a path is refused and nothing reaches Immich', async t => {
+  const certificate = await makeCertificate()
+  const files = writeCertificateFiles(t.testdir(), certificate)
+  const upstream = await startUpstream(t, (req, res) => res.end('ok'))
+  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const session = await h2Session(t, proxy.url, certificate.cert)
+  // RFC 9113 §8.3.1: :path carries the path and query; the authority has a field of its own
+  // (Node's HTTP/2 layer resets such a stream as malformed before any hook runs)
+  const answer = await h2Request(session, { ':method': 'GET', ':path': 'http://evil.example/x', ':authority': 'photos.example' }).catch((error: Error) => error)
+  t.ok(answer instanceof Error ? /PROTOCOL_ERROR/.test(answer.message) : answer.status === 400, 'a stream error or 400')
+  t.equal(upstream.requests.length, 0, 'nothing reached Immich')
 })
