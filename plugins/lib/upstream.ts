@@ -62,7 +62,8 @@ export function upstreamRequestHeaders (request: AnyRequest): Record<string, str
 
 /**
  * Response headers for the client from undici's raw list (name, value, name, value…): Immich's,
- * less hop-by-hop fields; Location untouched; repeated fields (Set-Cookie) kept as arrays.
+ * less hop-by-hop fields; Location untouched; repeated fields (Set-Cookie) kept as arrays,
+ * except Content-Type.
  */
 export function clientResponseHeadersFromRaw (raw: Buffer[]): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = Object.create(null)
@@ -74,6 +75,9 @@ export function clientResponseHeadersFromRaw (raw: Buffer[]): Record<string, str
     if (HOP_BY_HOP.has(name)) continue
     const previous = headers[name]
     if (previous === undefined) headers[name] = value
+    // one media type (RFC 9110 §8.3), which Fastify reads to label the answer: the first
+    // stays, as in Node's own client
+    else if (name === 'content-type') continue
     else if (typeof previous === 'string') headers[name] = [previous, value]
     else previous.push(value)
   }
