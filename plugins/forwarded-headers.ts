@@ -1,10 +1,14 @@
 // The headers Immich needs to see the real client (its reverse-proxy document: "set the Host,
 // X-Real-IP, X-Forwarded-Proto and X-Forwarded-For headers to their appropriate values").
 // Computed once per request here and applied by every path that talks to Immich (HTTP proxy,
-// well-known route, WebSocket tunnel), so they cannot disagree.
+// well-known route, WebSocket tunnel), so they cannot disagree. The request's target and
+// authority are settled here first, for the same reason: what Immich may not receive as it came
+// is refused or put in the one form every later hook and path sees.
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isIP } from 'node:net'
+import createError from '@fastify/error'
+import type { IncomingMessage } from 'node:http'
+import { isIP, type Socket } from 'node:net'
 import proxyAddr from 'proxy-addr'
 
 export interface ForwardedHeadersOptions {
@@ -17,11 +21,11 @@ export interface ForwardedHeadersOptions {
 
 /** Header values that replace whatever the client sent under the same names. */
 export interface ForwardedHeaders {
-  host?: string
+  host: string
   'x-real-ip': string
   'x-forwarded-for': string
   'x-forwarded-proto': string
-  'x-forwarded-host'?: string
+  'x-forwarded-host': string
 }
 
 declare module 'fastify' {
@@ -32,6 +36,68 @@ declare module 'fastify' {
 }
 
 type Trust = (address: string, hop: number) => boolean
+
+export const UnsupportedTransferCodingError = createError('IMMICH_PROXY_TRANSFER_CODING', 'Transfer-Encoding %s is not supported; only chunked is', 501)
+export const BadAuthorityError = createError('IMMICH_PROXY_BAD_AUTHORITY', '%s', 400)
+
+// `http://authority/rest` (RFC 9112 §3.2.2); the scheme is case-insensitive
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/is
+// RFC 3986 §3.2.2: a name or IPv4 address, or a bracketed IPv6 literal, with an optional port.
+// No userinfo: RFC 9110 §4.2.4 forbids it in http(s) URIs.
+const AUTHORITY = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?$/
+
+/** How many Host fields the request carries (Node keeps only the first in `headers`). */
+function hostFields (raw: IncomingMessage): number {
+  let count = 0
+  const fields = raw.rawHeaders
+  for (let i = 0; i < fields.length; i += 2) if (fields[i].length === 4 && fields[i].toLowerCase() === 'host') count++
+  return count
+}
+
+/**
+ * Why the request cannot go to Immich as it is, or undefined. Only chunked may be forwarded of
+ * the transfer codings (RFC 9112 §7): any other would be dropped on the way, as nginx refuses
+ * with 501. Two Host fields, or an HTTP/2 host that names another authority than :authority
+ * (RFC 9112 §3.2, RFC 9113 §8.3.1), leave the request's host ambiguous.
+ */
+function refusal (raw: IncomingMessage): Error | undefined {
+  const headers = raw.headers
+  const codings = headers['transfer-encoding']
+  if (codings !== undefined && codings.toLowerCase() !== 'chunked') return new UnsupportedTransferCodingError(JSON.stringify(codings))
+  if (headers.host !== undefined && hostFields(raw) > 1) return new BadAuthorityError('A request carries one Host field')
+  const authority = headers[':authority'] as string | undefined
+  if (authority !== undefined && headers.host !== undefined && authority.toLowerCase() !== headers.host.toLowerCase()) {
+    return new BadAuthorityError('The host field and :authority name different hosts')
+  }
+  return undefined
+}
+
+/**
+ * RFC 9112 §3.2.2: a target in absolute form (`GET http://host/path`, what a client of a forward
+ * proxy sends) is for the target's authority, whatever Host says. Immich gets the origin form
+ * with that authority as Host, as from nginx. Fastify's router has already matched the path
+ * alone; the guards and the forwarders read `raw.url` and the Host after this. Returns false for
+ * a target that is in no form a proxy serves.
+ */
+function toOriginForm (raw: IncomingMessage): boolean {
+  const url = raw.url as string
+  if (url.charCodeAt(0) === 47 /* / */ || url === '*') return true
+  const target = ABSOLUTE_FORM.exec(url)
+  if (target === null || !AUTHORITY.test(target[1])) return false
+  raw.url = target[2].charCodeAt(0) === 47 ? target[2] : `/${target[2]}`
+  raw.headers.host = target[1]
+  return true
+}
+
+/** `address:port` the client connected to, for a request that names no host (HTTP/1.0). */
+function listenerAuthority (socket: Socket): string {
+  const address = plainAddress(socket.localAddress ?? '')
+  return `${address.includes(':') ? `[${address}]` : address}:${socket.localPort ?? ''}`
+}
+
+// What a client may claim about the original request besides X-Forwarded-For and -Proto: only a
+// trusted proxy's claims reach Immich (X-Forwarded-Host is always set, from Host otherwise).
+const CLAIMS = ['forwarded', 'x-forwarded-port']
 
 // Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; Immich logs and rate-limits
 // by this value, so give it the address the client has.
@@ -68,7 +134,8 @@ export function forwardedHeadersFor (request: FastifyRequest, trust: Trust): For
   const peer = plainAddress(request.raw.socket.remoteAddress ?? '')
   const incomingFor = single(headers['x-forwarded-for'])?.trim()
   const chain = incomingFor ? `${incomingFor}, ${peer}` : peer
-  const host = headers[':authority'] as string | undefined ?? headers.host
+  // undici would fill in the upstream's own address for a request without one
+  const host = headers[':authority'] as string | undefined ?? headers.host ?? listenerAuthority(request.raw.socket)
   const peerTrusted = trust(peer, 0)
 
   let realIp = peer
@@ -80,15 +147,14 @@ export function forwardedHeadersFor (request: FastifyRequest, trust: Trust): For
     forwardedHost = single(headers['x-forwarded-host']) ?? host
   }
 
-  const forwarded: ForwardedHeaders = {
+  return {
+    // mirrors `proxy_set_header Host $http_host`: the port stays, unlike nginx's `$host`
+    host,
     'x-real-ip': realIp,
     'x-forwarded-for': chain,
-    'x-forwarded-proto': proto
+    'x-forwarded-proto': proto,
+    'x-forwarded-host': forwardedHost
   }
-  // mirrors `proxy_set_header Host $http_host`: the port stays, unlike nginx's `$host`
-  if (host !== undefined) forwarded.host = host
-  if (forwardedHost !== undefined) forwarded['x-forwarded-host'] = forwardedHost
-  return forwarded
 }
 
 export default fp<ForwardedHeadersOptions>(async function forwardedHeaders (fastify, opts) {
@@ -98,6 +164,15 @@ export default fp<ForwardedHeadersOptions>(async function forwardedHeaders (fast
   fastify.decorateRequest('forwardedHeaders', null as unknown as ForwardedHeaders)
   // a callback hook: an async one costs every request a promise
   fastify.addHook('onRequest', (request, reply, done) => {
+    const raw = request.raw
+    const refused = refusal(raw) ?? (toOriginForm(raw) ? undefined : new BadAuthorityError('The request target is not a path or an http(s) URI'))
+    if (refused !== undefined) {
+      // the body of a refused request is not read: the connection cannot carry another one
+      if (raw.httpVersionMajor === 1) reply.header('connection', 'close')
+      done(refused)
+      return
+    }
+    if (!trust(plainAddress(raw.socket.remoteAddress ?? ''), 0)) for (const name of CLAIMS) delete raw.headers[name]
     request.forwardedHeaders = forwardedHeadersFor(request, trust)
     done()
   })

@@ -1,13 +1,14 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { request } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import { startProxy, startUpstream, text } from './helper.js'
+import { rawUpgrade, startWsUpstream } from './helpers/websocket.js'
 
 // Sends one request with exactly these header lines (node:http keeps repeats and the Host as
 // given) and returns the headers Immich received.
-async function headersAtImmich (port: number, headers: Array<[string, string]>): Promise<IncomingHttpHeaders> {
+async function headersAtImmich (port: number, headers: Array<[string, string]>, path = '/api/server/ping'): Promise<IncomingHttpHeaders> {
   return await new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/api/server/ping', headers: headers.flat(), agent: false }, res => {
+    const req = request({ host: '127.0.0.1', port, path, headers: headers.flat(), agent: false }, res => {
       text(res).then(body => resolve(JSON.parse(body)), reject)
     })
     req.on('error', reject)
@@ -93,4 +94,44 @@ t.test('a spoofed X-Forwarded-For from a peer outside TRUST_PROXY changes nothin
   t.equal(spoofed['x-forwarded-for'], '203.0.113.9, 127.0.0.1')
   t.equal(spoofed['x-forwarded-proto'], 'http')
   t.equal(spoofed['x-forwarded-host'], 'immich.example.org:8443', 'a client cannot choose the forwarded host')
+})
+
+// A client's own claims about the original request, as they would reach Immich on each path
+const claims: Array<[string, string]> = [
+  ['Forwarded', 'for=203.0.113.9;host=evil.example;proto=https'],
+  ['X-Forwarded-Host', 'evil.example'],
+  ['X-Forwarded-Port', '443']
+]
+
+async function claimsAtImmich (t: Test, env: Record<string, string>): Promise<Record<string, IncomingHttpHeaders>> {
+  const upstream = await startWsUpstream(t)
+  // the HTTP proxy and the well-known route reach the same upstream as plain requests
+  upstream.server.removeAllListeners('request')
+  upstream.server.on('request', (req, res) => res.end(JSON.stringify(req.headers)))
+  const proxy = await startProxy(t, upstream.url, env)
+  const headers = [['Host', 'photos.example'], ...claims]
+  const http = await headersAtImmich(proxy.port, headers as Array<[string, string]>, '/api/server/ping')
+  const wellKnown = await headersAtImmich(proxy.port, headers as Array<[string, string]>, '/.well-known/immich')
+  const { socket } = await rawUpgrade(t, proxy.port, [
+    'GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1', ...headers.map(([name, value]) => `${name}: ${value}`),
+    'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''
+  ].join('\r\n'))
+  socket.destroy()
+  return { 'HTTP proxy': http, 'well-known route': wellKnown, 'WebSocket tunnel': upstream.upgrades[0].headers }
+}
+
+t.test('Forwarded, X-Forwarded-Host and X-Forwarded-Port from a peer outside TRUST_PROXY do not reach Immich', async t => {
+  for (const [path, seen] of Object.entries(await claimsAtImmich(t, { TRUST_PROXY: '10.0.0.0/8' }))) {
+    t.equal(seen.forwarded, undefined, `${path}: Forwarded dropped`)
+    t.equal(seen['x-forwarded-port'], undefined, `${path}: X-Forwarded-Port dropped`)
+    t.equal(seen['x-forwarded-host'], 'photos.example', `${path}: X-Forwarded-Host is the Host`)
+  }
+})
+
+t.test('a trusted proxy in front keeps its Forwarded, X-Forwarded-Host and X-Forwarded-Port', async t => {
+  for (const [path, seen] of Object.entries(await claimsAtImmich(t, { TRUST_PROXY: '127.0.0.1' }))) {
+    t.equal(seen.forwarded, claims[0][1], `${path}: Forwarded kept`)
+    t.equal(seen['x-forwarded-host'], 'evil.example', `${path}: X-Forwarded-Host kept`)
+    t.equal(seen['x-forwarded-port'], '443', `${path}: X-Forwarded-Port kept`)
+  }
 })

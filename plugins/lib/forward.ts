@@ -11,7 +11,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { declaresBody } from './hop-by-hop.js'
-import { clientResponseHeadersFromRaw, sendUpstreamError, upstreamRequestHeaders } from './upstream.js'
+import { UnrelayableAnswerError, clientResponseHeadersFromRaw, relayableStatus, sendUpstreamError, upstreamFailure, upstreamRequestHeaders } from './upstream.js'
 import { forwarded } from './young-collection.js'
 
 // the proxy serves HTTP/1.1 and HTTP/2 clients alike
@@ -69,6 +69,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // interim answers (103 Early Hints) are not passed on; the final one follows
     if (statusCode < 200) return true
+    // Thrown here, undici aborts the exchange and onError answers 502; thrown later, in
+    // send(), Fastify's refusal would be an uncaught exception outside any request.
+    if (!relayableStatus(statusCode)) throw new UnrelayableAnswerError(statusCode)
     this.resumeUpstream = resume
     this.statusCode = statusCode
     this.headers = clientResponseHeadersFromRaw(rawHeaders)
@@ -100,7 +103,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   onError (error: Error): void {
     this.complete = true
     if (this.body !== undefined) {
-      this.body.destroy(error)
+      // Before the body's first byte the client has been told nothing, and Fastify answers the
+      // stream's error itself: it must be the 502/504 of any upstream failure.
+      this.body.destroy(this.reply.raw.headersSent ? error : upstreamFailure(error))
     } else if (!this.answered) {
       this.answered = true
       sendUpstreamError(this.reply, error)

@@ -4,6 +4,7 @@
 import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Dispatcher } from 'undici'
+import createError from '@fastify/error'
 import Pool from 'undici/lib/dispatcher/pool.js'
 import { headerNameToString } from 'undici/lib/core/util.js'
 import { HOP_BY_HOP, connectionFields, stripHopByHop } from './hop-by-hop.js'
@@ -61,7 +62,8 @@ export function upstreamRequestHeaders (request: AnyRequest): Record<string, str
 
 /**
  * Response headers for the client from undici's raw list (name, value, name, value…): Immich's,
- * less hop-by-hop fields; Location untouched; repeated fields (Set-Cookie) kept as arrays.
+ * less hop-by-hop fields; Location untouched; repeated fields (Set-Cookie) kept as arrays,
+ * except Content-Type.
  */
 export function clientResponseHeadersFromRaw (raw: Buffer[]): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = Object.create(null)
@@ -73,6 +75,9 @@ export function clientResponseHeadersFromRaw (raw: Buffer[]): Record<string, str
     if (HOP_BY_HOP.has(name)) continue
     const previous = headers[name]
     if (previous === undefined) headers[name] = value
+    // one media type (RFC 9110 §8.3), which Fastify reads to label the answer: the first
+    // stays, as in Node's own client
+    else if (name === 'content-type') continue
     else if (typeof previous === 'string') headers[name] = [previous, value]
     else previous.push(value)
   }
@@ -86,12 +91,41 @@ export function clientResponseHeaders (headers: IncomingHttpHeaders): IncomingHt
   return stripHopByHop(headers)
 }
 
+/**
+ * An answer from Immich that cannot be relayed as HTTP: a status outside 100-599 (RFC 9110 §15),
+ * which Node and Fastify refuse to send. The client gets 502 like any other upstream failure.
+ */
+export const UnrelayableAnswerError = createError('IMMICH_PROXY_UNRELAYABLE_ANSWER', 'Immich answered with status %s', 502)
+
+/** Whether Fastify can send `statusCode` as the status of a final answer. */
+export function relayableStatus (statusCode: number): boolean {
+  return statusCode >= 200 && statusCode <= 599
+}
+
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT'])
 
 function rootCause (error: Error): Error & { code?: string, statusCode?: number } {
   let cause: Error = error
   while (cause.cause instanceof Error) cause = cause.cause
   return cause
+}
+
+const UNANSWERED = 'Immich did not answer; is the server running?'
+const TOO_SLOW = 'Immich did not answer in time'
+const UpstreamFailedError = createError('IMMICH_PROXY_UPSTREAM_FAILED', UNANSWERED, 502)
+const UpstreamTimeoutError = createError('IMMICH_PROXY_UPSTREAM_TIMEOUT', TOO_SLOW, 504)
+
+function timedOut (error: Error, cause: Error & { code?: string }): boolean {
+  return TIMEOUT_CODES.has(cause.code ?? '') || TIMEOUT_CODES.has((error as { code?: string }).code ?? '')
+}
+
+/**
+ * The error for Fastify to answer when Immich's answer fails after it was handed over as a
+ * stream, before a byte of it was written: the 502/504 of sendUpstreamError, the detail kept
+ * as the cause (for the log), never shown to the client.
+ */
+export function upstreamFailure (error: Error): Error {
+  return timedOut(error, rootCause(error)) ? new UpstreamTimeoutError({ cause: error }) : new UpstreamFailedError({ cause: error })
 }
 
 /**
@@ -104,10 +138,10 @@ export function sendUpstreamError (reply: AnyReply, error: Error): void {
   // An unread request body would otherwise be read to its end before the connection is reused.
   if (!reply.request.raw.complete) reply.header('connection', 'close')
   let statusCode = 502
-  let message = 'Immich did not answer; is the server running?'
-  if (TIMEOUT_CODES.has(cause.code ?? '') || TIMEOUT_CODES.has((error as { code?: string }).code ?? '')) {
+  let message = UNANSWERED
+  if (timedOut(error, cause)) {
     statusCode = 504
-    message = 'Immich did not answer in time'
+    message = TOO_SLOW
   } else if (cause.statusCode !== undefined && cause.statusCode >= 400 && cause.statusCode < 500) {
     reply.send(cause)
     return

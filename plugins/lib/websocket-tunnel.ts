@@ -11,7 +11,7 @@ import type { Socket } from 'node:net'
 import { websocketClosed, websocketOpened, type WebSocketClosed } from './events.js'
 import { redactedPath } from './redact.js'
 import { stripHopByHop } from './hop-by-hop.js'
-import { clientResponseHeaders, sendUpstreamError } from './upstream.js'
+import { UnrelayableAnswerError, clientResponseHeaders, relayableStatus, sendUpstreamError } from './upstream.js'
 
 export interface TunnelTarget {
   upstream: URL
@@ -258,7 +258,14 @@ export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, cli
   upstreamRequest.once('response', response => {
     socket.removeListener('close', abandon)
     upstreamRequest.setTimeout(0)
-    reply.code(response.statusCode ?? 502).headers(clientResponseHeaders(response.headers)).send(response)
+    const statusCode = response.statusCode ?? 0
+    // reply.code() would throw inside this event, where nothing catches it
+    if (!relayableStatus(statusCode)) {
+      response.destroy()
+      sendUpstreamError(reply, new UnrelayableAnswerError(statusCode))
+      return
+    }
+    reply.code(statusCode).headers(clientResponseHeaders(response.headers)).send(response)
   })
 
   upstreamRequest.end()

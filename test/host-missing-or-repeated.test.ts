@@ -1,0 +1,39 @@
+import t from 'tap'
+import { rawExchange, startProxy, startUpstream } from './helper.js'
+import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+
+t.test('an HTTP/1.0 request without Host reaches Immich with the address the client connected to', async t => {
+  const upstream = await startUpstream(t, (req, res) => res.end('ok'))
+  const proxy = await startProxy(t, upstream.url)
+  const answer = await rawExchange(proxy.port, 'GET /api/server/ping HTTP/1.0\r\n\r\n')
+  t.match(answer, /^HTTP\/1\.1 200 /)
+  const seen = upstream.requests[0].headers
+  t.equal(seen.host, `127.0.0.1:${proxy.port}`, "the listener's address and port, never Immich's")
+  t.equal(seen['x-forwarded-host'], `127.0.0.1:${proxy.port}`)
+})
+
+t.test('two Host fields get 400 and nothing reaches Immich', async t => {
+  const upstream = await startUpstream(t, (req, res) => res.end('ok'))
+  const proxy = await startProxy(t, upstream.url)
+  for (const [first, second] of [['photos.example', 'evil.example'], ['photos.example', 'photos.example']]) {
+    const answer = await rawExchange(proxy.port, `GET /api/server/ping HTTP/1.1\r\nHost: ${first}\r\nhost: ${second}\r\nConnection: close\r\n\r\n`)
+    t.match(answer, /^HTTP\/1\.1 400 /, `Host: ${first} + Host: ${second}`)
+  }
+  t.equal(upstream.requests.length, 0)
+})
+
+t.test('HTTP/2: a host field that disagrees with :authority gets 400', async t => {
+  const certificate = await makeCertificate()
+  const files = writeCertificateFiles(t.testdir(), certificate)
+  const upstream = await startUpstream(t, (req, res) => res.end('ok'))
+  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const session = await h2Session(t, proxy.url, certificate.cert)
+
+  const differ = await h2Request(session, { ':method': 'GET', ':path': '/api/server/ping', ':authority': 'photos.example', host: 'evil.example' })
+  t.equal(differ.status, 400, 'RFC 9113 §8.3.1: a malformed request')
+  t.equal(upstream.requests.length, 0, 'nothing reached Immich')
+
+  const same = await h2Request(session, { ':method': 'GET', ':path': '/api/server/ping', ':authority': 'photos.example', host: 'Photos.Example' })
+  t.equal(same.status, 200, 'the same host (names are case-insensitive) is fine')
+  t.equal(upstream.requests[0].headers.host, 'photos.example', ':authority is the Host')
+})
