@@ -36,7 +36,7 @@ export async function run (config: Config): Promise<Running> {
       ? undefined
       // loaded only when asked for: prom-client and its dependencies are ~80 modules
       : await (await import('./admin.js')).buildAdminServer(config, {
-        underPressure: () => main.hasDecorator('isUnderPressure') && main.isUnderPressure(),
+        underPressure: () => main.hasDecorator('isShedding') && main.isShedding(),
         closing: () => closing
       })
     if (admin !== undefined) started.push(admin)
