@@ -35,7 +35,9 @@ export function takeTurn (req: IncomingMessage | Http2ServerRequest, res: Server
       nextTurn(socket)
       return
     }
-    res.once('close', () => { nextTurn(socket) })
+    // after undici's own setImmediate that frees the connection to Immich, so the next
+    // request reuses it rather than opening another
+    res.once('close', () => { setImmediate(nextTurn, socket) })
     forward()
   }
   const waiting = socket[kTurns]
