@@ -59,10 +59,12 @@ export function connectionLimits (config: Pick<Config, 'maxConnections' | 'upstr
   const derived = usable === Infinity ? 0 : Math.max(1, Math.floor(usable / 2))
   const maxConnections = config.maxConnections ?? derived
   const warnings: string[] = []
-  if (maxConnections > usable) {
+  if (maxConnections === 0 && usable !== Infinity) {
+    warnings.push(`MAX_CONNECTIONS=0: no cap on client connections; past the file-descriptor limit (${String(fds)}) new connections are closed as they are accepted and requests to Immich fail with 502`)
+  } else if (maxConnections > usable) {
     warnings.push(`MAX_CONNECTIONS=${maxConnections} is more than the file-descriptor limit (${String(fds)}) allows; past it new connections fail at accept. Raise the limit (ulimit -n, docker --ulimit nofile) or lower MAX_CONNECTIONS`)
-  } else if ((maxConnections === 0 ? Infinity : maxConnections) + config.upstreamMaxConnections > usable) {
-    warnings.push(`UPSTREAM_MAX_CONNECTIONS=${config.upstreamMaxConnections} with ${maxConnections === 0 ? 'no MAX_CONNECTIONS' : `MAX_CONNECTIONS=${maxConnections}`} can exceed the file-descriptor limit (${String(fds)}); requests then get 502 when Immich cannot be reached. Raise the limit or lower them`)
+  } else if (maxConnections + config.upstreamMaxConnections > usable) {
+    warnings.push(`UPSTREAM_MAX_CONNECTIONS=${config.upstreamMaxConnections} with MAX_CONNECTIONS=${maxConnections} can exceed the file-descriptor limit (${String(fds)}); requests then get 502 when Immich cannot be reached. Raise the limit or lower them`)
   }
   return { maxConnections, upstreamMaxConnections: config.upstreamMaxConnections, fdLimit: fds, fdLimitKnown: known, warnings }
 }

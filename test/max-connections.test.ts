@@ -45,6 +45,7 @@ t.test('the default is derived from the fd limit; a value above it is warned abo
   t.match(connectionLimits({ maxConnections: 5000, upstreamMaxConnections: 10 }, 4096).warnings, [/^MAX_CONNECTIONS=5000 is more than the file-descriptor limit \(4096\) allows/])
   t.match(connectionLimits({ maxConnections: undefined, upstreamMaxConnections: 1024 }, 1024).warnings, [/^UPSTREAM_MAX_CONNECTIONS=1024 with MAX_CONNECTIONS=480 can exceed the file-descriptor limit \(1024\)/])
   t.equal(connectionLimits({ maxConnections: 0, upstreamMaxConnections: 1024 }, 'unlimited').maxConnections, 0, '0: no limit')
+  t.match(connectionLimits({ maxConnections: 0, upstreamMaxConnections: 1024 }, 4096).warnings, [/^MAX_CONNECTIONS=0: no cap on client connections/])
   t.equal(parseConfig({ MAX_CONNECTIONS: '0' }).maxConnections, 0)
   t.equal(parseConfig({}).maxConnections, undefined)
   t.throws(() => parseConfig({ MAX_CONNECTIONS: 'many' }), { message: 'MAX_CONNECTIONS="many" is not a whole number (0 = no limit), or empty to derive it from the file-descriptor limit, e.g. MAX_CONNECTIONS=4096' })
