@@ -6,7 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
-import { KeyRing } from './lib/key-ring.js'
+import { KeyRing, transientReadError } from './lib/key-ring.js'
 import { FailureLimiter, type FailureLimiterOptions } from './lib/failure-limiter.js'
 import { safeNext, unlockPage } from './lib/unlock-page.js'
 import { accessKeyRefused, type AccessKeyRefused } from './lib/events.js'
@@ -147,7 +147,9 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
   if (ring.size === 0) fastify.log.warn('ACCESS_KEY_FILE holds no key: every request is refused until one is added')
   const stopWatching = ring.watch(
     count => fastify.log.info({ keys: count }, 'access key file reloaded'),
-    error => fastify.log.error({ err: { message: error.message } }, 'access key file unreadable; its keys are revoked'),
+    error => fastify.log.error({ err: { message: error.message } }, transientReadError(error)
+      ? 'access key file unreadable for now (no file descriptor free); its keys stay in service'
+      : 'access key file unreadable; its keys are revoked'),
     opts.fileCheckInterval
   )
   fastify.addHook('onClose', async () => stopWatching())

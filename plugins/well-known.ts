@@ -3,7 +3,7 @@
 // is registered on its own, before anything else there, and always goes to Immich.
 import fp from 'fastify-plugin'
 import { registerImmichRoutes } from './lib/forward.js'
-import { upstreamDispatcher, type UpstreamOptions } from './lib/upstream.js'
+import { DEFAULT_PROXY_TIMEOUT, upstreamDispatcher, type UpstreamOptions } from './lib/upstream.js'
 
 export type WellKnownOptions = UpstreamOptions
 
@@ -13,5 +13,5 @@ export default fp<WellKnownOptions>(async function wellKnown (fastify, opts) {
   const dispatcher = upstreamDispatcher(opts)
   fastify.addHook('onClose', async () => { await dispatcher.destroy() })
 
-  await registerImmichRoutes(fastify, dispatcher, ['GET', 'HEAD'], [WELL_KNOWN_PATH])
+  await registerImmichRoutes(fastify, dispatcher, ['GET', 'HEAD'], [WELL_KNOWN_PATH], opts.proxyTimeout ?? DEFAULT_PROXY_TIMEOUT)
 }, { name: 'immich-proxy-well-known', fastify: '5.x', dependencies: ['immich-proxy-forwarded-headers'] })

@@ -12,7 +12,7 @@ import type { FailureLimiter } from '../plugins/lib/failure-limiter.js'
 const loopback = proxyAddr.compile(['loopback'])
 
 export interface ReadinessProbe {
-  /** The main listener sheds load (@fastify/under-pressure): new requests get 503. */
+  /** The main listener sheds load (plugins/load-shedding.ts): new requests get 503. */
   underPressure: () => boolean
   /** The process is draining for shutdown: the main listener takes no new connections. */
   closing: () => boolean

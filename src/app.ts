@@ -15,7 +15,7 @@ import proxy from '../plugins/proxy.js'
 import httpsRedirect from '../plugins/https-redirect.js'
 
 export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' | 'trustProxy' | 'accessKeys'> &
-  Partial<Pick<Config, 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge'>> & {
+  Partial<Pick<Config, 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge'>> & {
     /** The certificate the HTTPS listener was created with, and its files to watch for renewal. */
     certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles'>
     /**
@@ -81,7 +81,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
     if (method !== 'CONNECT' && !fastify.supportedMethods.includes(method)) fastify.addHttpMethod(method, { hasBody: true })
   }
 
-  const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout }
+  const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections }
   // Observation first, so that it sees every request, the refused ones included. The server of
   // src/build.ts registers it itself, ahead of load shedding, so that shed requests are seen too.
   if (!fastify.hasPlugin('immich-proxy-access-log')) await fastify.register(accessLog)
@@ -106,7 +106,7 @@ export const redirectApp: FastifyPluginAsync<AppOptions & { httpsPort: number }>
   // HTTPS first. The guard's hooks are encapsulated with the well-known route.
   await fastify.register(async function guardedWellKnown (scope) {
     await scope.register(accessKey, { ...accessKeyOptions(opts), cookieMaxAge: 0 })
-    await scope.register(wellKnown, { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout })
+    await scope.register(wellKnown, { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections })
   })
   await fastify.register(httpsRedirect, { httpsPort: opts.httpsPort })
 }

@@ -4,12 +4,13 @@ import type { Http2SecureServer } from 'node:http2'
 import type { Server as HttpsServer } from 'node:https'
 import { hostname, networkInterfaces } from 'node:os'
 import type { Server } from 'node:http'
-import underPressure from '@fastify/under-pressure'
 import accessLog from '../plugins/access-log.js'
+import loadShedding from '../plugins/load-shedding.js'
 import app, { redirectApp } from './app.js'
 import type { Config } from './config.js'
 import type { FailureLimiter } from '../plugins/lib/failure-limiter.js'
 import { loggerOptions, serverOptions } from './server-options.js'
+import { HTTP2_SETTINGS, connectionLimits, guardHttp2Streams, guardListener } from './connection-limits.js'
 import {
   TLS_CONTEXT_OPTIONS, loadCertificatePair, selfSignedPair, type CertificateFiles, type CertificatePair
 } from '../plugins/lib/certificates.js'
@@ -58,7 +59,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   // both (the plugins read only what HTTP/1.1 and HTTP/2 requests share).
   let server: FastifyInstance
   if (https === undefined) server = Fastify(base)
-  else if (config.http2) server = Fastify({ ...base, http2: true, https } as FastifyHttp2SecureOptions<Http2SecureServer>) as unknown as FastifyInstance
+  else if (config.http2) server = Fastify({ ...base, http2: true, https: { ...https, settings: HTTP2_SETTINGS } } as FastifyHttp2SecureOptions<Http2SecureServer>) as unknown as FastifyInstance
   else server = Fastify({ ...base, https } as FastifyHttpsOptions<HttpsServer>) as unknown as FastifyInstance
 
   // An http2 server with allowHTTP1 keeps Node's HTTP/1.1 defaults for its HTTP/1.1 clients,
@@ -67,19 +68,29 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   const node = server.server as Server
   node.requestTimeout = 0
   node.keepAliveTimeout = base.keepAliveTimeout ?? 75_000
+  // the client side's share of the file descriptors (src/connection-limits.ts)
+  const limits = connectionLimits(config)
+  guardListener(node, server.log, limits.maxConnections)
+  if (https !== undefined && config.http2) guardHttp2Streams(node, server.log)
+  for (const warning of limits.warnings) server.log.warn(warning)
+  server.log.info({
+    maxConnections: limits.maxConnections,
+    fdLimit: limits.fdLimit,
+    fdLimitKnown: limits.fdLimitKnown,
+    upstreamMaxConnections: limits.upstreamMaxConnections,
+    http2MaxConcurrentStreams: https !== undefined && config.http2 ? HTTP2_SETTINGS.maxConcurrentStreams : undefined
+  }, 'connection limits')
 
   // Observation first, on the server itself, so that it sees every request: the shed and the
   // refused ones included.
   await server.register(accessLog)
   // Load shedding for the whole process, registered on the server itself so that readiness
   // (src/admin.ts) can ask it: a new request gets 503 + Retry-After while the event loop lags or
-  // memory is past its limit; requests and tunnels already running are untouched. No status
-  // route: every path on this host belongs to Immich.
-  await server.register(underPressure, {
+  // memory is past its limit; requests and tunnels already running are untouched.
+  await server.register(loadShedding, {
     maxEventLoopDelay: config.loadShedEventLoopDelay,
     maxRssBytes: config.loadShedMemory,
-    retryAfter: 10,
-    exposeStatusRoute: false
+    retryAfter: 10
   })
   await server.register(app, {
     ...config,
@@ -96,6 +107,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
 export async function buildRedirectServer (config: Config, build: BuildOptions = {}): Promise<FastifyInstance | undefined> {
   if (config.httpPort === undefined) return undefined
   const server = Fastify(optionsFor(config, build))
+  guardListener(server.server, server.log, connectionLimits(config).maxConnections)
   await server.register(accessLog)
   await server.register(redirectApp, { ...config, accessKeyBrake: build.accessKeyBrake, hsts: false, httpsPort: config.httpsRedirectPort })
   return server

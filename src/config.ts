@@ -98,6 +98,20 @@ export const EnvSchema = Type.Object({
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
     examples: ['600s']
   }),
+  MAX_CONNECTIONS: Type.String({
+    default: '',
+    pattern: '^[0-9]*$',
+    description: 'most client connections open at once on each proxied listener; past it a new connection is closed at once. Empty: derived from the process\'s file-descriptor limit (half of it, less 64 kept for files and listeners); 0: no limit',
+    hint: 'a whole number (0 = no limit), or empty to derive it from the file-descriptor limit',
+    examples: ['4096']
+  }),
+  UPSTREAM_MAX_CONNECTIONS: Type.String({
+    default: '1024',
+    pattern: '^[1-9][0-9]*$',
+    description: 'most connections to Immich at once for HTTP requests (WebSocket tunnels are counted by MAX_CONNECTIONS); past it requests wait for a free one for up to PROXY_TIMEOUT, then get 503',
+    hint: 'a whole number from 1',
+    examples: ['1024']
+  }),
   TRUST_PROXY: Type.String({
     default: '',
     description: 'comma-separated addresses or CIDRs (or loopback, linklocal, uniquelocal) of proxies in front of this one whose X-Forwarded-* and Forwarded headers are kept (from others, Forwarded and X-Forwarded-Port are removed); empty trusts nobody',
@@ -313,6 +327,9 @@ export function parseConfig (env: Record<string, string | undefined>) {
     httpsRedirectPort: convert('HTTPS_REDIRECT_PORT', port),
     bodyLimit: convert('BODY_LIMIT', size),
     proxyTimeout: convert('PROXY_TIMEOUT', duration),
+    // undefined: derived at start from the fd limit (src/connection-limits.ts)
+    maxConnections: raw.MAX_CONNECTIONS === '' ? undefined : Number(raw.MAX_CONNECTIONS),
+    upstreamMaxConnections: Number(raw.UPSTREAM_MAX_CONNECTIONS),
     trustProxy: convert('TRUST_PROXY', trustedProxies),
     accessKeys: convert('ACCESS_KEY', value => value === '' ? [] : value.split(',')),
     accessKeyFile: raw.ACCESS_KEY_FILE === '' ? undefined : raw.ACCESS_KEY_FILE,

@@ -39,7 +39,7 @@ export async function run (config: Config): Promise<Running> {
       ? undefined
       // loaded only when asked for: prom-client and its dependencies are ~80 modules
       : await (await import('./admin.js')).buildAdminServer(config, {
-        underPressure: () => main.hasDecorator('isUnderPressure') && main.isUnderPressure(),
+        underPressure: () => main.hasDecorator('isShedding') && main.isShedding(),
         closing: () => closing
       }, brake)
     if (admin !== undefined) started.push(admin)

@@ -25,6 +25,8 @@ t.test('defaults: the reference configs, with nothing set', async t => {
     httpsRedirectPort: 443,
     bodyLimit: 50000 * 1024 * 1024,
     proxyTimeout: 600_000,
+    maxConnections: undefined,
+    upstreamMaxConnections: 1024,
     trustProxy: [],
     accessKeys: [],
     accessKeyFile: undefined,

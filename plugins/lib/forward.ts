@@ -11,7 +11,8 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { declaresBody } from './hop-by-hop.js'
-import { UnrelayableAnswerError, clientResponseHeadersFromRaw, relayableStatus, sendUpstreamError, upstreamFailure, upstreamRequestHeaders } from './upstream.js'
+import { UnrelayableAnswerError, UpstreamBusyError, clientResponseHeadersFromRaw, relayableStatus, sendUpstreamError, upstreamFailure, upstreamRequestHeaders } from './upstream.js'
+import { takeTurn } from './connection-turns.js'
 import { forwarded } from './young-collection.js'
 
 // the proxy serves HTTP/1.1 and HTTP/2 clients alike
@@ -40,6 +41,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   complete = false
   resumeUpstream?: () => void
   private abort?: (error: Error) => void
+  private waiting?: NodeJS.Timeout
   private abortedWith?: Error
   private answered = false
   private statusCode = 0
@@ -61,7 +63,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.body === undefined && !this.reply.raw.writableFinished) this.abortUpstream(new Error('client closed the connection'))
   }
 
+  /** Past `ms` in the pool's queue (every upstream connection busy), the client gets 503. */
+  waitForConnection (ms: number): void {
+    if (this.abort !== undefined || this.complete || ms <= 0) return
+    this.waiting = setTimeout(() => {
+      const error = new UpstreamBusyError()
+      // still queued in the pool: undici drops it when a connection frees (onConnect)
+      this.abortedWith = error
+      this.onError(error)
+    }, ms).unref()
+  }
+
   onConnect (abort: (error?: Error) => void): void {
+    clearTimeout(this.waiting)
     this.abort = abort
     if (this.abortedWith !== undefined) abort(this.abortedWith)
   }
@@ -101,6 +115,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onError (error: Error): void {
+    clearTimeout(this.waiting)
     this.complete = true
     if (this.body !== undefined) {
       // Before the body's first byte the client has been told nothing, and Fastify answers the
@@ -158,8 +173,16 @@ function deferClientTimeoutToUpstream (this: ServerResponse, socket: Socket): vo
 // the request body after every preParsing hook, for the methods whose bodies Fastify leaves alone
 const kPayload = Symbol('immich-proxy.payload')
 
-/** Sends `request` to Immich through `dispatcher` and streams the answer back through `reply`. */
-export function forwardToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dispatcher): void {
+/**
+ * Sends `request` to Immich through `dispatcher` and streams the answer back through `reply`,
+ * after the requests pipelined before it on its connection. A request that waits past
+ * `queueTimeout` ms for a connection to Immich gets 503.
+ */
+export function forwardToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dispatcher, queueTimeout = 0): void {
+  takeTurn(request.raw, reply.raw, () => { dispatchToImmich(request, reply, dispatcher, queueTimeout) })
+}
+
+function dispatchToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dispatcher, queueTimeout: number): void {
   const raw = request.raw
   const exchange = new Exchange(reply)
   const res = reply.raw as ServerResponse
@@ -170,12 +193,14 @@ export function forwardToImmich (request: AnyRequest, reply: AnyReply, dispatche
   // hooks left it, so the body limit counts it too.
   let body = request.body as Readable | undefined
   if (body === undefined && declaresBody(request.headers)) body = (request as AnyRequest & { [kPayload]?: Readable })[kPayload]
-  dispatcher.dispatch({
+  const free = dispatcher.dispatch({
     path: raw.url as string,
     method: raw.method as Dispatcher.HttpMethod,
     headers: upstreamRequestHeaders(request),
     body: body ?? null
   }, exchange)
+  // false: the pool is at UPSTREAM_MAX_CONNECTIONS, and this request may be queued
+  if (!free) exchange.waitForConnection(queueTimeout)
 }
 
 /**
@@ -183,7 +208,7 @@ export function forwardToImmich (request: AnyRequest, reply: AnyReply, dispatche
  * every body on as the stream it is: nothing is parsed, buffered or re-encoded on the way.
  * Registered in a scope of its own, so the parsers of the app around it stay as they were.
  */
-export async function registerImmichRoutes (fastify: FastifyInstance, dispatcher: Dispatcher, methods: string[], paths: string[]): Promise<void> {
+export async function registerImmichRoutes (fastify: FastifyInstance, dispatcher: Dispatcher, methods: string[], paths: string[], queueTimeout = 0): Promise<void> {
   await fastify.register(async function immichRoutes (scope) {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', (request, payload, done) => { done(null, payload) })
@@ -192,7 +217,7 @@ export async function registerImmichRoutes (fastify: FastifyInstance, dispatcher
       (request as FastifyRequest & { [kPayload]?: Readable })[kPayload] = payload
       done(null, payload)
     })
-    const handler = (request: FastifyRequest, reply: FastifyReply): void => { forwardToImmich(request, reply, dispatcher) }
+    const handler = (request: FastifyRequest, reply: FastifyReply): void => { forwardToImmich(request, reply, dispatcher, queueTimeout) }
     for (const url of paths) scope.route({ method: methods, url, handler })
   })
 }

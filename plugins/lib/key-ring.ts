@@ -10,6 +10,15 @@ function digest (value: string): Buffer {
   return createHash('sha256').update(value).digest()
 }
 
+/**
+ * The process, not the file, is out of something (descriptors, here at the fd limit): the read
+ * failing says nothing about the keys, so they stay in service until a read succeeds.
+ */
+export function transientReadError (error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code
+  return code === 'EMFILE' || code === 'ENFILE'
+}
+
 /** Keys in a key file: one per line; blank lines and lines starting with # are ignored. */
 export function parseKeyFile (text: string): string[] {
   return text.split(/\r?\n/).map(line => line.trim()).filter(line => line !== '' && !line.startsWith('#'))
@@ -93,6 +102,7 @@ export class KeyRing {
         // once, not at every check while it stays unreadable
         if (!failing) onError(error as Error)
         failing = true
+        if (transientReadError(error)) return
       } finally {
         reading = false
       }

@@ -17,7 +17,14 @@ export interface UpstreamOptions {
    * 600 000, the reference configs' proxy_read_timeout. 0 waits forever.
    */
   proxyTimeout?: number
+  /**
+   * Most connections to Immich at once; past it requests wait in the pool for up to
+   * proxyTimeout. Default 1024 (UPSTREAM_MAX_CONNECTIONS).
+   */
+  upstreamMaxConnections?: number
 }
+
+export const DEFAULT_UPSTREAM_MAX_CONNECTIONS = 1024
 
 export const DEFAULT_PROXY_TIMEOUT = 600_000
 
@@ -31,10 +38,13 @@ export const DEFAULT_PROXY_TIMEOUT = 600_000
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>
 
-/** One pool per upstream; requests beyond the open connections open new ones, never queue. */
-export function upstreamDispatcher ({ upstream, proxyTimeout = DEFAULT_PROXY_TIMEOUT }: UpstreamOptions): Dispatcher {
+/**
+ * One pool per upstream, one request per connection at a time; requests beyond the open
+ * connections open new ones up to the cap, then wait in the pool's queue.
+ */
+export function upstreamDispatcher ({ upstream, proxyTimeout = DEFAULT_PROXY_TIMEOUT, upstreamMaxConnections = DEFAULT_UPSTREAM_MAX_CONNECTIONS }: UpstreamOptions): Dispatcher {
   return new Pool(upstream, {
-    connections: null,
+    connections: upstreamMaxConnections,
     pipelining: 1,
     headersTimeout: proxyTimeout,
     bodyTimeout: proxyTimeout
@@ -102,6 +112,15 @@ export function relayableStatus (statusCode: number): boolean {
   return statusCode >= 200 && statusCode <= 599
 }
 
+/** Every connection to Immich stayed busy for PROXY_TIMEOUT while the request waited for one. */
+export class UpstreamBusyError extends Error {
+  readonly code = 'IMMICH_PROXY_UPSTREAM_BUSY'
+  constructor () {
+    super('no connection to Immich came free in time (UPSTREAM_MAX_CONNECTIONS)')
+    this.name = 'UpstreamBusyError'
+  }
+}
+
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT'])
 
 function rootCause (error: Error): Error & { code?: string, statusCode?: number } {
@@ -139,7 +158,11 @@ export function sendUpstreamError (reply: AnyReply, error: Error): void {
   if (!reply.request.raw.complete) reply.header('connection', 'close')
   let statusCode = 502
   let message = UNANSWERED
-  if (timedOut(error, cause)) {
+  if (cause instanceof UpstreamBusyError) {
+    statusCode = 503
+    message = 'The proxy is at its limit of connections to Immich; try again shortly'
+    reply.header('retry-after', 10)
+  } else if (timedOut(error, cause)) {
     statusCode = 504
     message = TOO_SLOW
   } else if (cause.statusCode !== undefined && cause.statusCode >= 400 && cause.statusCode < 500) {
@@ -149,7 +172,7 @@ export function sendUpstreamError (reply: AnyReply, error: Error): void {
   reply.request.log.warn({ err: cause }, 'upstream request failed')
   reply.code(statusCode).type('application/json; charset=utf-8').send({
     statusCode,
-    error: statusCode === 504 ? 'Gateway Timeout' : 'Bad Gateway',
+    error: statusCode === 504 ? 'Gateway Timeout' : statusCode === 503 ? 'Service Unavailable' : 'Bad Gateway',
     message
   })
 }

@@ -109,7 +109,7 @@ export async function spawnServer (t: Test, env: Record<string, string>, command
   })
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
 
-  const listening = (p: number): boolean => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${p}`)
+  const listening = (p: number): boolean => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${p}` || line.msg === `Server listening at https://127.0.0.1:${p}`)
   let gone = false
   exited.then(() => { gone = true }, () => {})
   await until(() => gone || (listening(port) && listening(adminPort)), 30_000, `the proxy to listen on ${port} and ${adminPort}\n${output}`)

@@ -1,0 +1,74 @@
+// Load shedding for the whole process: a new request gets 503 + Retry-After while the event loop
+// lags or the RSS is past its limit; requests and tunnels already running are untouched. The
+// answer and the sampling (a one-second mean of the loop's delay) mirror @fastify/under-pressure,
+// whose sampler calls process.memoryUsage() from a timer: that opens /proc/self/stat, so at the
+// fd limit it throws EMFILE where nothing can catch it, and the process exits. Here the read is
+// guarded: the last reading stands, and sampling goes on.
+import createError from '@fastify/error'
+import fp from 'fastify-plugin'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+
+export interface LoadSheddingOptions {
+  /** Mean event-loop delay, in ms, past which new requests are shed. 0: never. */
+  maxEventLoopDelay: number
+  /** Resident set size, in bytes, past which new requests are shed. 0: never. */
+  maxRssBytes: number
+  /** Seconds a shed client is told to wait (Retry-After). */
+  retryAfter?: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** True while new requests are shed. */
+    isShedding: () => boolean
+  }
+}
+
+const UnderPressureError = createError('FST_UNDER_PRESSURE', 'Service Unavailable', 503)
+
+const SAMPLE_INTERVAL = 1000
+const RESOLUTION = 10
+
+export default fp<LoadSheddingOptions>(async function loadShedding (fastify, opts) {
+  const retryAfter = opts.retryAfter ?? 10
+  const histogram = monitorEventLoopDelay({ resolution: RESOLUTION })
+  histogram.enable()
+  let eventLoopDelay = 0
+  let rssBytes = 0
+  let rssFailing = false
+
+  const sample = (): void => {
+    eventLoopDelay = Math.max(0, histogram.mean / 1e6 - RESOLUTION)
+    if (Number.isNaN(eventLoopDelay)) eventLoopDelay = Infinity
+    histogram.reset()
+    if (opts.maxRssBytes <= 0) return
+    try {
+      rssBytes = process.memoryUsage.rss()
+      rssFailing = false
+    } catch (error) {
+      // EMFILE/ENFILE at the fd limit: said once per spell, not every second
+      if (!rssFailing) fastify.log.warn({ err: error }, 'cannot read the process RSS; load shedding keeps the last reading')
+      rssFailing = true
+    }
+  }
+  const timer = setInterval(sample, SAMPLE_INTERVAL).unref()
+  fastify.addHook('onClose', async () => {
+    clearInterval(timer)
+    histogram.disable()
+  })
+
+  const isShedding = (): boolean =>
+    (opts.maxEventLoopDelay > 0 && eventLoopDelay > opts.maxEventLoopDelay) ||
+    (opts.maxRssBytes > 0 && rssBytes > opts.maxRssBytes)
+  fastify.decorate('isShedding', isShedding)
+  if (opts.maxEventLoopDelay <= 0 && opts.maxRssBytes <= 0) return
+
+  fastify.addHook('onRequest', (request, reply, done) => {
+    if (!isShedding()) {
+      done()
+      return
+    }
+    reply.code(503).header('retry-after', retryAfter)
+    done(new UnderPressureError())
+  })
+}, { name: 'immich-proxy-load-shedding', fastify: '5.x' })

@@ -1,0 +1,135 @@
+// One client alone must not be able to exhaust the proxy's file descriptors, and when they run
+// out the process keeps serving. The real server runs in a process of its own under
+// `ulimit -n 256`, HTTPS with HTTP/2, and is flooded the ways a hostile or broken client can:
+// idle connections past the fd limit, pipelined requests on one socket, many HTTP/2 streams on
+// one session, and a rapid-reset storm. After each flood it still answers a normal request.
+import t from 'tap'
+import { once } from 'node:events'
+import { connect as http2Connect, constants, type ClientHttp2Session } from 'node:http2'
+import { connect as netConnect, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import { startUpstream } from './helper.js'
+import { serverCommand, spawnServer, type ServerProcess } from './helpers/ops.js'
+import { makeCertificate, writeCertificateFiles, type TestCertificate } from './helpers/tls.js'
+import { waitFor, within } from './helpers/websocket.js'
+
+const FD_LIMIT = 256
+
+async function normalRequest (proxy: ServerProcess, certificate: TestCertificate): Promise<number> {
+  const session = http2Connect(`https://127.0.0.1:${proxy.port}`, { ca: certificate.cert, servername: 'localhost' })
+  session.on('error', () => {})
+  try {
+    const stream = session.request({ ':path': '/api/server/ping' })
+    stream.on('error', () => {})
+    const [headers] = await within(once(stream, 'response'), 5000, 'an answer to a normal request')
+    stream.resume()
+    return Number(headers[':status'])
+  } finally {
+    session.destroy()
+  }
+}
+
+function alive (proxy: ServerProcess): boolean {
+  return proxy.child.exitCode === null && proxy.child.signalCode === null
+}
+
+t.test('floods under a low fd limit: the process survives each and still answers', async t => {
+  const certificate = await makeCertificate('localhost')
+  const files = writeCertificateFiles(t.testdir(), certificate)
+  let upstreamConnections = 0
+  const upstream = await startUpstream(t, (req, res) => {
+    // slow enough that concurrent requests overlap at the upstream
+    if (req.url?.startsWith('/slow') === true) setTimeout(() => res.end('ok'), 200)
+    else res.end('{"res":"pong"}')
+  })
+  upstream.server.on('connection', () => { upstreamConnections++ })
+  const [node, ...args] = await serverCommand()
+  const proxy = await spawnServer(t, {
+    UPSTREAM_URL: upstream.url,
+    TLS_CERT_FILE: files.certFile,
+    TLS_KEY_FILE: files.keyFile,
+    // what the start-up warning asks for under this limit: the upstream side's half of the fds
+    UPSTREAM_MAX_CONNECTIONS: '96'
+  }, ['sh', '-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, node, ...args])
+  t.equal(await normalRequest(proxy, certificate), 200, 'answers before the floods')
+
+  t.test('idle TCP connections past the fd limit', async t => {
+    const sockets: Socket[] = []
+    let closedByServer = 0
+    for (let i = 0; i < FD_LIMIT + 150; i++) {
+      const socket = netConnect(proxy.port, '127.0.0.1')
+      socket.on('error', () => {})
+      socket.on('close', () => { closedByServer++ })
+      sockets.push(socket)
+    }
+    // the sampler of memory and event-loop delay runs every second: give it two turns at the limit
+    await new Promise(resolve => setTimeout(resolve, 2500))
+    t.comment(`${closedByServer} of ${sockets.length} idle connections closed by the proxy`)
+    for (const socket of sockets) socket.destroy()
+    t.ok(alive(proxy), 'the process is alive')
+    t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
+  })
+
+  t.test('pipelined requests on one connection use one upstream connection at a time', async t => {
+    const count = 300
+    const before = upstreamConnections
+    const socket = tlsConnect({ host: '127.0.0.1', port: proxy.port, ca: certificate.cert, servername: 'localhost', ALPNProtocols: ['http/1.1'] })
+    socket.on('error', () => {})
+    await once(socket, 'secureConnect')
+    socket.write('GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(count))
+    let received = ''
+    socket.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
+    const answers = (): number => received.split('HTTP/1.1 200 ').length - 1
+    // the first answers show the fan-out; waiting for all 300 one by one would take a minute
+    await waitFor(() => answers() >= 5 || !alive(proxy), 10_000, 'the first pipelined answers')
+    const opened = upstreamConnections - before
+    socket.destroy()
+    t.ok(alive(proxy), 'the process is alive')
+    t.ok(opened <= 2, `${opened} upstream connections opened for ${count} pipelined requests (at most 2)`)
+    t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
+  })
+
+  t.test('an HTTP/2 session opening many streams gets at most 100 at a time', async t => {
+    const count = 300
+    const before = upstreamConnections
+    const session = http2Connect(`https://127.0.0.1:${proxy.port}`, { ca: certificate.cert, servername: 'localhost', peerMaxConcurrentStreams: 1000 })
+    session.on('error', () => {})
+    const [settings] = await within(once(session, 'remoteSettings'), 5000, 'the server settings') as [{ maxConcurrentStreams?: number }]
+    t.equal(settings.maxConcurrentStreams, 100, 'SETTINGS_MAX_CONCURRENT_STREAMS is advertised as 100')
+    let done = 0
+    for (let i = 0; i < count; i++) {
+      const stream = session.request({ ':path': `/slow/${i}` })
+      stream.on('error', () => { done++ })
+      stream.resume().on('end', () => { done++ })
+    }
+    await waitFor(() => done >= count || !alive(proxy), 15_000, 'every stream to end')
+    const opened = upstreamConnections - before
+    session.destroy()
+    t.ok(alive(proxy), 'the process is alive')
+    t.ok(opened <= 100, `${opened} upstream connections opened for ${count} streams on one session (at most 100)`)
+    t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
+  })
+
+  t.test('a rapid-reset storm is answered by GOAWAY(ENHANCE_YOUR_CALM)', async t => {
+    const session: ClientHttp2Session = http2Connect(`https://127.0.0.1:${proxy.port}`, { ca: certificate.cert, servername: 'localhost', peerMaxConcurrentStreams: 100_000 })
+    session.on('error', () => {})
+    await within(once(session, 'remoteSettings'), 5000, 'the server settings')
+    let goaway: number | undefined
+    session.on('goaway', (code: number) => { goaway ??= code })
+    // bounded: 20 000 streams, each opened and reset at once, in batches with a turn between
+    const calmed = (): boolean => goaway !== undefined || session.destroyed
+    for (let batch = 0; batch < 100 && !calmed(); batch++) {
+      for (let i = 0; i < 200 && !session.destroyed; i++) {
+        const stream = session.request({ ':path': '/slow' })
+        stream.on('error', () => {})
+        stream.close(constants.NGHTTP2_CANCEL)
+      }
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    await waitFor(() => calmed() || session.closed, 5000, 'the session to end').catch(() => {})
+    session.destroy()
+    t.equal(goaway, constants.NGHTTP2_ENHANCE_YOUR_CALM, 'the session got GOAWAY(ENHANCE_YOUR_CALM)')
+    t.ok(alive(proxy), 'the process is alive')
+    t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
+  })
+})
