@@ -2,10 +2,12 @@
 // counted on the way. A declared Content-Length over the limit is refused before the handler
 // runs, so not a byte reaches Immich; a chunked body is cut the moment it crosses the limit.
 // (Fastify's own bodyLimit does not apply: the proxy's catch-all parser hands the raw stream on.)
+// Whatever the limit, an HTTP/2 body goes on only as far as it is whole (lib/http2-body.ts).
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
-import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import { Transform, finished, pipeline, type Readable, type TransformCallback } from 'node:stream'
+import { watchEndStream, wholeBody } from './lib/http2-body.js'
 
 export interface BodyLimitOptions {
   /** Largest request body in bytes; 0 = no limit. Default 50000 MiB, the reference configs' value. */
@@ -36,8 +38,25 @@ function counted (payload: Readable, limit: number): Readable {
   return payload.pipe(counter)
 }
 
+function noop (): void {}
+
 export default fp<BodyLimitOptions>(async function bodyLimit (fastify, opts) {
   const limit = opts.bodyLimit ?? 50000 * 1024 * 1024
+
+  // Only an HTTP/2 server has such requests; an HTTP/1.1 one skips the hooks.
+  if (fastify.initialConfig.http2 === true) {
+    fastify.addHook('onRequest', (request, reply, done) => {
+      watchEndStream(request.raw)
+      done()
+    })
+    fastify.addHook('preParsing', (request, reply, payload, done) => {
+      const whole = wholeBody(request.raw, payload)
+      if (whole === payload || Number(request.headers['content-length']) !== 0) return done(null, whole)
+      // Immich takes a declared length of 0 as a complete request: it waits for END_STREAM
+      // (nghttp2 resets a stream whose DATA frames exceed the 0)
+      finished(whole.resume(), error => { done(error ?? null, payload) })
+    })
+  }
   if (limit === 0) return
 
   const declaredOverLimit = (headers: IncomingHttpHeaders): boolean =>
@@ -66,10 +85,12 @@ export default fp<BodyLimitOptions>(async function bodyLimit (fastify, opts) {
     done(new BodyTooLargeError(limit))
   })
 
-  // Only a body without Content-Length needs counting: Node's parser already stops a declared
-  // one at its length, and the onRequest check above has compared that length with the limit.
+  // Only a body without Content-Length needs counting: a declared one ends at its length (Node's
+  // HTTP/1.1 parser stops there, nghttp2 resets an HTTP/2 stream that goes past it), and the
+  // onRequest check above has compared that length with the limit.
   fastify.addHook('preParsing', (request, reply, payload, done) => {
     if (request.headers['content-length'] !== undefined) return done(null, payload)
-    done(null, counted(payload, limit))
+    // the client's own stream, or a stream made of it above (HTTP/2), which ends or errors as it should
+    done(null, payload === request.raw ? counted(payload, limit) : pipeline(payload, new ByteCounter(limit), noop))
   })
 }, { name: 'immich-proxy-body-limit', fastify: '5.x' })

@@ -7,6 +7,7 @@
 // an answer that arrived whole in one read goes as a buffer, without a stream.
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
 import type { ServerResponse } from 'node:http'
+import { constants as http2, type Http2ServerResponse } from 'node:http2'
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
@@ -116,11 +117,18 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onError (error: Error): void {
     clearTimeout(this.waiting)
+    const cut = !this.complete
     this.complete = true
     if (this.body !== undefined) {
-      // Before the body's first byte the client has been told nothing, and Fastify answers the
-      // stream's error itself: it must be the 502/504 of any upstream failure.
-      this.body.destroy(this.reply.raw.headersSent ? error : upstreamFailure(error))
+      if (this.reply.raw.headersSent) {
+        // an HTTP/2 stream ended without an error code would look complete to the client
+        if (cut) resetClientStream(this.reply)
+        this.body.destroy(error)
+      } else {
+        // Before the body's first byte the client has been told nothing, and Fastify answers the
+        // stream's error itself: it must be the 502/504 of any upstream failure.
+        this.body.destroy(upstreamFailure(error))
+      }
     } else if (!this.answered) {
       this.answered = true
       sendUpstreamError(this.reply, error)
@@ -149,6 +157,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.complete) body.push(null)
     reply.send(body)
   }
+}
+
+/**
+ * An answer cut after its headers must look cut. Over HTTP/1.1 the connection closes before the
+ * last chunk (or the declared length); an HTTP/2 stream that Fastify destroys is reset with
+ * NO_ERROR, which clients (curl, Node's) take for a complete answer. INTERNAL_ERROR is what
+ * nginx and Caddy send when an upstream fails mid-answer.
+ */
+function resetClientStream (reply: AnyReply): void {
+  const stream = (reply.raw as Partial<Http2ServerResponse>).stream
+  if (stream !== undefined && !stream.closed) stream.close(http2.NGHTTP2_INTERNAL_ERROR)
 }
 
 function answer (exchange: Exchange): void {
