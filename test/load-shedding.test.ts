@@ -1,4 +1,4 @@
-// Load shedding (@fastify/under-pressure, LOAD_SHED_EVENT_LOOP_DELAY): while the event loop
+// Load shedding (plugins/load-shedding.ts, LOAD_SHED_EVENT_LOOP_DELAY): while the event loop
 // lags past the limit, a new request gets 503 with Retry-After, and a download and a WebSocket
 // already running carry on to their end. The proxy is built in this process so that the test
 // can hold its event loop; nothing for it ships in the proxy.
@@ -42,7 +42,7 @@ t.test('503 + Retry-After for new requests under pressure; running transfers are
   let downloadEnded = false
   const downloaded = download.body.arrayBuffer().finally(() => { downloadEnded = true })
 
-  // under-pressure averages the loop's delay over one-second samples: 2.2 s of overload spans
+  // the loop's delay is averaged over one-second samples: 2.2 s of overload spans
   // a whole sample; a bounded retry covers a machine slow enough to blur it
   let shed: { status: number, retryAfter: unknown, body: unknown } | undefined
   for (let attempt = 1; attempt <= 3 && shed === undefined; attempt++) {
