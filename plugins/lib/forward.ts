@@ -126,7 +126,9 @@ class Exchange implements Dispatcher.DispatchHandler {
         this.body.destroy(error)
       } else {
         // Before the body's first byte the client has been told nothing, and Fastify answers the
-        // stream's error itself: it must be the 502/504 of any upstream failure.
+        // stream's error itself: it must be the 502/504 of any upstream failure, without the
+        // headers of the answer that failed (its caching, cookies and encoding).
+        forgetHeaders(this.reply)
         this.body.destroy(upstreamFailure(error))
       }
     } else if (!this.answered) {
@@ -168,6 +170,13 @@ class Exchange implements Dispatcher.DispatchHandler {
 function resetClientStream (reply: AnyReply): void {
   const stream = (reply.raw as Partial<Http2ServerResponse>).stream
   if (stream !== undefined && !stream.closed) stream.close(http2.NGHTTP2_INTERNAL_ERROR)
+}
+
+/** Drops every header set for the answer so far, from the reply and from Node's response. */
+function forgetHeaders (reply: AnyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+  const res = reply.raw
+  for (const name of res.getHeaderNames()) res.removeHeader(name)
 }
 
 function answer (exchange: Exchange): void {
