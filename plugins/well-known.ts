@@ -9,8 +9,15 @@ export type WellKnownOptions = UpstreamOptions
 
 export const WELL_KNOWN_PATH = '/.well-known/immich'
 
+// a small JSON document the apps fetch once: a few connections are plenty, and a flood of it
+// cannot take a share of UPSTREAM_MAX_CONNECTIONS
+const WELL_KNOWN_MAX_CONNECTIONS = 16
+
 export default fp<WellKnownOptions>(async function wellKnown (fastify, opts) {
-  const dispatcher = upstreamDispatcher(opts)
+  const dispatcher = upstreamDispatcher({
+    ...opts,
+    upstreamMaxConnections: Math.min(opts.upstreamMaxConnections ?? WELL_KNOWN_MAX_CONNECTIONS, WELL_KNOWN_MAX_CONNECTIONS)
+  })
   fastify.addHook('onClose', async () => { await dispatcher.destroy() })
 
   await registerImmichRoutes(fastify, dispatcher, ['GET', 'HEAD'], [WELL_KNOWN_PATH], opts.proxyTimeout ?? DEFAULT_PROXY_TIMEOUT)

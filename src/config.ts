@@ -101,14 +101,14 @@ export const EnvSchema = Type.Object({
   MAX_CONNECTIONS: Type.String({
     default: '',
     pattern: '^[0-9]*$',
-    description: 'most client connections open at once on each proxied listener; past it a new connection is closed at once. Empty: derived from the process\'s file-descriptor limit (half of it, less 64 kept for files and listeners); 0: no limit',
+    description: 'most client connections open at once on each proxied listener; past it a new connection is closed at once. Empty: derived from the process\'s file-descriptor limit (half of it, less 64 kept for files and listeners, split between the listeners when HTTP_PORT is set); 0: no limit',
     hint: 'a whole number (0 = no limit), or empty to derive it from the file-descriptor limit',
     examples: ['4096']
   }),
   UPSTREAM_MAX_CONNECTIONS: Type.String({
     default: '1024',
     pattern: '^[1-9][0-9]*$',
-    description: 'most connections to Immich at once for HTTP requests (WebSocket tunnels are counted by MAX_CONNECTIONS); past it requests wait for a free one for up to PROXY_TIMEOUT, then get 503',
+    description: 'most connections to Immich at once for proxied HTTP requests (WebSocket tunnels are counted by MAX_CONNECTIONS; /.well-known/immich has at most 16 of its own per listener); past it requests wait for a free one for up to PROXY_TIMEOUT, then get 503',
     hint: 'a whole number from 1',
     examples: ['1024']
   }),

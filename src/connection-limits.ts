@@ -49,21 +49,24 @@ export interface ConnectionLimits {
 }
 
 /**
- * Client connections get half of what the fd limit leaves past FD_RESERVE: each may hold one
- * upstream socket at a time (an HTTP/1.1 exchange or a WebSocket tunnel), which takes the other half.
+ * Client connections get half of what the fd limit leaves past FD_RESERVE, shared between the
+ * proxied listeners (the main one, and HTTP_PORT's): each may hold one upstream socket at a
+ * time (an HTTP/1.1 exchange or a WebSocket tunnel), which takes the other half.
  */
-export function connectionLimits (config: Pick<Config, 'maxConnections' | 'upstreamMaxConnections'>, limit = fdLimit()): ConnectionLimits {
+export function connectionLimits (config: Pick<Config, 'maxConnections' | 'upstreamMaxConnections'> & Partial<Pick<Config, 'httpPort'>>, limit = fdLimit()): ConnectionLimits {
   const known = limit !== undefined
   const fds = limit ?? FALLBACK_FD_LIMIT
   const usable = fds === 'unlimited' ? Infinity : Math.max(0, fds - FD_RESERVE)
-  const derived = usable === Infinity ? 0 : Math.max(1, Math.floor(usable / 2))
+  const listeners = config.httpPort === undefined ? 1 : 2
+  const derived = usable === Infinity ? 0 : Math.max(1, Math.floor(usable / 2 / listeners))
   const maxConnections = config.maxConnections ?? derived
+  const clients = maxConnections * listeners
   const warnings: string[] = []
   if (maxConnections === 0 && usable !== Infinity) {
     warnings.push(`MAX_CONNECTIONS=0: no cap on client connections; past the file-descriptor limit (${String(fds)}) new connections are closed as they are accepted and requests to Immich fail with 502`)
-  } else if (maxConnections > usable) {
+  } else if (clients > usable) {
     warnings.push(`MAX_CONNECTIONS=${maxConnections} is more than the file-descriptor limit (${String(fds)}) allows; past it new connections fail at accept. Raise the limit (ulimit -n, docker --ulimit nofile) or lower MAX_CONNECTIONS`)
-  } else if (maxConnections + config.upstreamMaxConnections > usable) {
+  } else if (clients + config.upstreamMaxConnections > usable) {
     warnings.push(`UPSTREAM_MAX_CONNECTIONS=${config.upstreamMaxConnections} with MAX_CONNECTIONS=${maxConnections} can exceed the file-descriptor limit (${String(fds)}); requests then get 502 when Immich cannot be reached. Raise the limit or lower them`)
   }
   return { maxConnections, upstreamMaxConnections: config.upstreamMaxConnections, fdLimit: fds, fdLimitKnown: known, warnings }

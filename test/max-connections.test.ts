@@ -44,6 +44,8 @@ t.test('the default is derived from the fd limit; a value above it is warned abo
   })
   t.match(connectionLimits({ maxConnections: 5000, upstreamMaxConnections: 10 }, 4096).warnings, [/^MAX_CONNECTIONS=5000 is more than the file-descriptor limit \(4096\) allows/])
   t.match(connectionLimits({ maxConnections: undefined, upstreamMaxConnections: 1024 }, 1024).warnings, [/^UPSTREAM_MAX_CONNECTIONS=1024 with MAX_CONNECTIONS=480 can exceed the file-descriptor limit \(1024\)/])
+  t.equal(connectionLimits({ maxConnections: undefined, upstreamMaxConnections: 1024, httpPort: 8080 }, 4096).maxConnections, (4096 - FD_RESERVE) / 4, 'with HTTP_PORT, the two listeners share the client half')
+  t.match(connectionLimits({ maxConnections: 2100, upstreamMaxConnections: 10, httpPort: 8080 }, 4096).warnings, [/^MAX_CONNECTIONS=2100 is more than the file-descriptor limit \(4096\) allows/])
   t.equal(connectionLimits({ maxConnections: 0, upstreamMaxConnections: 1024 }, 'unlimited').maxConnections, 0, '0: no limit')
   t.match(connectionLimits({ maxConnections: 0, upstreamMaxConnections: 1024 }, 4096).warnings, [/^MAX_CONNECTIONS=0: no cap on client connections/])
   t.equal(parseConfig({ MAX_CONNECTIONS: '0' }).maxConnections, 0)
