@@ -2,12 +2,12 @@
 // read fails with EMFILE, which says nothing about the file: its keys stay in service (and the
 // log says why), rather than being revoked until the next read succeeds.
 import t from 'tap'
-import { writeFileSync } from 'node:fs'
+import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect, type Socket } from 'node:net'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { serverCommand, spawnServer } from './helpers/ops.js'
+import { serverCommand, spawnServer, until } from './helpers/ops.js'
 
 t.test('a key file unreadable for want of descriptors keeps its keys', async t => {
   const dir = t.testdir()
@@ -24,9 +24,13 @@ t.test('a key file unreadable for want of descriptors keeps its keys', async t =
   // every descriptor taken for longer than one re-read of the file
   const sockets: Socket[] = []
   for (let i = 0; i < 200; i++) sockets.push(connect(proxy.port, '127.0.0.1').on('error', () => {}))
-  await new Promise(resolve => setTimeout(resolve, 2600))
+  const kept = 'access key file unreadable for now (no file descriptor free); its keys stay in service'
+  const revoked = 'access key file unreadable; its keys are revoked'
+  await until(() => proxy.lines.some(line => line.msg === kept || line.msg === revoked), 10_000, 'a re-read of the key file at the fd limit')
   for (const socket of sockets) socket.destroy()
-  await new Promise(resolve => setTimeout(resolve, 100))
+  // the proxy sees the flood's sockets close a moment after this side does; a request it cannot
+  // yet accept is tried again, a refusal (403) is not
+  await until(() => proxy.child.exitCode !== null || readdirSync(`/proc/${proxy.child.pid ?? 0}/fd`).length < 100, 5000, 'the flood\'s sockets to close')
 
   const messages = proxy.lines.map(line => line.msg)
   t.notOk(messages.includes('access key file unreadable; its keys are revoked'), 'the keys were not revoked')
