@@ -114,11 +114,11 @@ function fromAnotherSite (request: FastifyRequest): boolean {
   const origin = request.headers.origin
   if (origin === undefined) return false
   const forwarded = request.forwardedHeaders
-  const host = (forwarded['x-forwarded-host'] ?? forwarded.host)?.split(',')[0].trim()
+  const host = forwarded['x-forwarded-host'].split(',')[0].trim()
   try {
     // URL compares what a browser compares: scheme, host in lower case, port with defaults
     // dropped. `Origin: null` (a sandboxed frame, a redirect chain) does not parse: refused.
-    return host === undefined || new URL(origin).origin !== new URL(`${forwarded['x-forwarded-proto']}://${host}`).origin
+    return new URL(origin).origin !== new URL(`${forwarded['x-forwarded-proto']}://${host}`).origin
   } catch {
     return true
   }

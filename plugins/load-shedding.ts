@@ -1,9 +1,7 @@
 // Load shedding for the whole process: a new request gets 503 + Retry-After while the event loop
 // lags or the RSS is past its limit; requests and tunnels already running are untouched. The
-// answer and the sampling (a one-second mean of the loop's delay) mirror @fastify/under-pressure,
-// whose sampler calls process.memoryUsage() from a timer: that opens /proc/self/stat, so at the
-// fd limit it throws EMFILE where nothing can catch it, and the process exits. Here the read is
-// guarded: the last reading stands, and sampling goes on.
+// answer and the sampling (a one-second mean of the loop's delay) are @fastify/under-pressure's;
+// the RSS read opens /proc/self/stat, so at the fd limit it fails, and the last reading stands.
 import createError from '@fastify/error'
 import fp from 'fastify-plugin'
 import { monitorEventLoopDelay } from 'node:perf_hooks'

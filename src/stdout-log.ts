@@ -5,7 +5,7 @@
 import { hostname } from 'node:os'
 import sonicBoom from 'sonic-boom'
 
-/** What may wait for a stalled stdout before new lines are dropped: some 3 000 access lines. */
+/** What may wait for a stalled stdout before new lines are dropped. */
 export const STDOUT_BUFFER_BYTES = 1024 * 1024
 
 export interface LogDestination {
@@ -20,8 +20,8 @@ function droppedReport (count: number): string {
 
 /**
  * One asynchronous writer on fd 1. Lines are gathered into writes of 4 KiB or more, and whatever
- * is gathered goes out every 250 ms (a line is never held longer; one write per line costs a
- * busy proxy ~5 %). At exit what is left is written if stdout takes it, and given up at its
+ * is gathered goes out every 250 ms (a line is never held longer; a write per line slows a
+ * busy proxy). At exit what is left is written if stdout takes it, and given up at its
  * first refusal: an exit never waits for a reader.
  */
 export function stdoutLog (): LogDestination {
