@@ -29,16 +29,18 @@ class ByteCounter extends Transform {
   }
 }
 
+function noop (): void {}
+
 /** `payload` counted on its way out; the client leaving midway ends the count too. */
 function counted (payload: Readable, limit: number): Readable {
   const counter = new ByteCounter(limit)
   // pipe() does not pass on the client going away: without this the upstream request would wait
   // for the rest of a body that never comes. A counter closed before its end aborts it.
   payload.once('close', () => { if (!payload.readableEnded) counter.destroy() })
+  // as lib/http2-body.ts's: a body answered without being read has no reader for the error
+  counter.on('error', noop)
   return payload.pipe(counter)
 }
-
-function noop (): void {}
 
 export default fp<BodyLimitOptions>(async function bodyLimit (fastify, opts) {
   const limit = opts.bodyLimit ?? 50000 * 1024 * 1024

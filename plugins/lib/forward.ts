@@ -59,9 +59,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   // The client leaving before Immich answered (a cancelled thumbnail, a closed tab) cancels the
-  // request to Immich, as nginx does; afterwards the body stream carries that news.
+  // request to Immich, as nginx does, queued or sent; afterwards the body stream carries that
+  // news. (An HTTP/2 response reports itself finished when its stream is reset, so that says
+  // nothing here; an exchange already answered is complete, and its abort does nothing.)
   readonly onClientClose = (): void => {
-    if (this.body === undefined && !this.reply.raw.writableFinished) this.abortUpstream(new Error('client closed the connection'))
+    if (this.body === undefined) this.abortUpstream(new Error('client closed the connection'))
   }
 
   /** Past `ms` in the pool's queue (every upstream connection busy), the client gets 503. */

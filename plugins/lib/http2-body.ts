@@ -65,6 +65,8 @@ class WholeBody extends Transform {
 
 const kWatch = Symbol('immich-proxy.end-stream-watch')
 
+function noop (): void {}
+
 type Watched = Http2ServerRequest & { [kWatch]?: EndStreamWatch }
 
 /** The client's HTTP/2 stream when the request has DATA frames to come; undefined otherwise (HTTP/1.1 too). */
@@ -87,6 +89,11 @@ export function wholeBody (raw: unknown, payload: Readable): Readable {
   const watch = (raw as Watched)[kWatch]
   if (watch === undefined) return payload
   const length = (raw as Http2ServerRequest).headers['content-length']
+  const whole = new WholeBody(watch, length === undefined ? undefined : Number(length))
+  // Its error reaches undici when undici reads the body. A body the proxy answered without
+  // reading (Immich unreachable, no connection free) has no other reader, and an 'error'
+  // without a listener would end the process.
+  whole.on('error', noop)
   // not pipeline(): the compatibility layer closes a request before its end even when whole
-  return payload.pipe(new WholeBody(watch, length === undefined ? undefined : Number(length)))
+  return payload.pipe(whole)
 }
