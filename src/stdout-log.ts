@@ -14,7 +14,7 @@ export interface LogDestination {
 
 function droppedReport (count: number): string {
   return JSON.stringify({
-    level: 40, time: Date.now(), pid: process.pid, hostname: hostname(), droppedLines: count, msg: 'log lines dropped: stdout was not being read'
+    level: 40, time: Date.now(), pid: process.pid, hostname: hostname(), droppedLines: count, msg: 'log lines dropped: stdout did not keep up'
   }) + '\n'
 }
 

@@ -92,7 +92,7 @@ t.test('stdout read again: the dropped lines are counted in a line of their own,
   await until(() => read().includes('"path":"/api/server/ping"'), 10_000, 'a new access line')
 
   const report = dropped()
-  t.match(report, { level: 40, msg: 'log lines dropped: stdout was not being read' })
+  t.match(report, { level: 40, msg: 'log lines dropped: stdout did not keep up' })
   const count = Number(report?.droppedLines)
   const accessLines = read().split('\n').filter(line => line.includes(`"path":"${PATH}"`)).length
   t.ok(count > 0, `${count} lines dropped`)
