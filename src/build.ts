@@ -94,6 +94,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   })
   await server.register(app, {
     ...config,
+    upstreamMaxConnections: limits.upstreamMaxConnections,
     accessKeyBrake: build.accessKeyBrake,
     certificate: certificate === undefined ? undefined : { certificate: certificate.pair, certificateFiles: certificate.files }
   })
@@ -109,6 +110,6 @@ export async function buildRedirectServer (config: Config, build: BuildOptions =
   const server = Fastify(optionsFor(config, build))
   guardListener(server.server, server.log, connectionLimits(config).maxConnections)
   await server.register(accessLog)
-  await server.register(redirectApp, { ...config, accessKeyBrake: build.accessKeyBrake, hsts: false, httpsPort: config.httpsRedirectPort })
+  await server.register(redirectApp, { ...config, upstreamMaxConnections: connectionLimits(config).upstreamMaxConnections, accessKeyBrake: build.accessKeyBrake, hsts: false, httpsPort: config.httpsRedirectPort })
   return server
 }

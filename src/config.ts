@@ -106,9 +106,9 @@ export const EnvSchema = Type.Object({
     examples: ['4096']
   }),
   UPSTREAM_MAX_CONNECTIONS: Type.String({
-    default: '1024',
+    default: '',
     pattern: '^[1-9][0-9]*$',
-    description: 'most connections to Immich at once for proxied HTTP requests (WebSocket tunnels are counted by MAX_CONNECTIONS; /.well-known/immich has at most 16 of its own per listener); past it requests wait for a free one for up to PROXY_TIMEOUT, then get 503',
+    description: 'most connections to Immich at once for proxied HTTP requests (WebSocket tunnels are counted by MAX_CONNECTIONS; /.well-known/immich has at most 16 of its own per listener); past it requests wait for a free one for up to PROXY_TIMEOUT, then get 503. Empty: 1024, or the half of the file-descriptor limit (less 64) that MAX_CONNECTIONS leaves, when that is less',
     hint: 'a whole number from 1',
     examples: ['1024']
   }),
@@ -329,7 +329,7 @@ export function parseConfig (env: Record<string, string | undefined>) {
     proxyTimeout: convert('PROXY_TIMEOUT', duration),
     // undefined: derived at start from the fd limit (src/connection-limits.ts)
     maxConnections: raw.MAX_CONNECTIONS === '' ? undefined : Number(raw.MAX_CONNECTIONS),
-    upstreamMaxConnections: Number(raw.UPSTREAM_MAX_CONNECTIONS),
+    upstreamMaxConnections: raw.UPSTREAM_MAX_CONNECTIONS === '' ? undefined : Number(raw.UPSTREAM_MAX_CONNECTIONS),
     trustProxy: convert('TRUST_PROXY', trustedProxies),
     accessKeys: convert('ACCESS_KEY', value => value === '' ? [] : value.split(',')),
     accessKeyFile: raw.ACCESS_KEY_FILE === '' ? undefined : raw.ACCESS_KEY_FILE,

@@ -6,6 +6,7 @@ import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2
 import type { Server } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from './config.js'
+import { DEFAULT_UPSTREAM_MAX_CONNECTIONS } from '../plugins/lib/upstream.js'
 
 /** Descriptors kept for what is not a connection: stdio, listeners, certificate and key files, /proc reads. */
 export const FD_RESERVE = 64
@@ -61,15 +62,17 @@ export function connectionLimits (config: Pick<Config, 'maxConnections' | 'upstr
   const derived = usable === Infinity ? 0 : Math.max(1, Math.floor(usable / 2 / listeners))
   const maxConnections = config.maxConnections ?? derived
   const clients = maxConnections * listeners
+  const upstreamMaxConnections = config.upstreamMaxConnections ??
+    (usable === Infinity ? DEFAULT_UPSTREAM_MAX_CONNECTIONS : Math.max(1, Math.min(DEFAULT_UPSTREAM_MAX_CONNECTIONS, Math.floor(usable / 2))))
   const warnings: string[] = []
   if (maxConnections === 0 && usable !== Infinity) {
     warnings.push(`MAX_CONNECTIONS=0: no cap on client connections; past the file-descriptor limit (${String(fds)}) new connections are closed as they are accepted and requests to Immich fail with 502`)
   } else if (clients > usable) {
     warnings.push(`MAX_CONNECTIONS=${maxConnections} is more than the file-descriptor limit (${String(fds)}) allows; past it new connections fail at accept. Raise the limit (ulimit -n, docker --ulimit nofile) or lower MAX_CONNECTIONS`)
-  } else if (clients + config.upstreamMaxConnections > usable) {
-    warnings.push(`UPSTREAM_MAX_CONNECTIONS=${config.upstreamMaxConnections} with MAX_CONNECTIONS=${maxConnections} can exceed the file-descriptor limit (${String(fds)}); requests then get 502 when Immich cannot be reached. Raise the limit or lower them`)
+  } else if (clients + upstreamMaxConnections > usable) {
+    warnings.push(`UPSTREAM_MAX_CONNECTIONS=${upstreamMaxConnections} with MAX_CONNECTIONS=${maxConnections} can exceed the file-descriptor limit (${String(fds)}); requests then get 502 when Immich cannot be reached. Raise the limit or lower them`)
   }
-  return { maxConnections, upstreamMaxConnections: config.upstreamMaxConnections, fdLimit: fds, fdLimitKnown: known, warnings }
+  return { maxConnections, upstreamMaxConnections, fdLimit: fds, fdLimitKnown: known, warnings }
 }
 
 /** Calls `log` at most once per `ms` with the number of events since the last call. */

@@ -26,7 +26,7 @@ t.test('defaults: the reference configs, with nothing set', async t => {
     bodyLimit: 50000 * 1024 * 1024,
     proxyTimeout: 600_000,
     maxConnections: undefined,
-    upstreamMaxConnections: 1024,
+    upstreamMaxConnections: undefined,
     trustProxy: [],
     accessKeys: [],
     accessKeyFile: undefined,
