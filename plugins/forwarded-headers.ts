@@ -39,6 +39,7 @@ type Trust = (address: string, hop: number) => boolean
 
 export const UnsupportedTransferCodingError = createError('IMMICH_PROXY_TRANSFER_CODING', 'Transfer-Encoding %s is not supported; only chunked is', 501)
 export const BadAuthorityError = createError('IMMICH_PROXY_BAD_AUTHORITY', '%s', 400)
+export const BadFramingError = createError('IMMICH_PROXY_BAD_FRAMING', 'An HTTP/1.0 request cannot be chunked', 400)
 
 // `http://authority/rest` (RFC 9112 §3.2.2); the scheme is case-insensitive
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/is
@@ -63,13 +64,28 @@ function hostFields (raw: IncomingMessage): number {
 function refusal (raw: IncomingMessage): Error | undefined {
   const headers = raw.headers
   const codings = headers['transfer-encoding']
-  if (codings !== undefined && codings.toLowerCase() !== 'chunked') return new UnsupportedTransferCodingError(JSON.stringify(codings))
-  if (headers.host !== undefined && hostFields(raw) > 1) return new BadAuthorityError('A request carries one Host field')
+  if (codings !== undefined) {
+    if (codings.toLowerCase() !== 'chunked') return new UnsupportedTransferCodingError(JSON.stringify(codings))
+    // HTTP/1.0 has no chunked coding: a 1.0 hop before this one frames the body otherwise
+    if (raw.httpVersionMajor === 1 && raw.httpVersionMinor === 0) return new BadFramingError()
+  }
+  const host = headers.host
+  if (host !== undefined && host !== '') {
+    if (hostFields(raw) > 1) return new BadAuthorityError('A request carries one Host field')
+    if (!validAuthority(host)) return new BadAuthorityError('The Host field is not a host name or address with an optional port')
+  }
   const authority = headers[':authority'] as string | undefined
-  if (authority !== undefined && headers.host !== undefined && authority.toLowerCase() !== headers.host.toLowerCase()) {
-    return new BadAuthorityError('The host field and :authority name different hosts')
+  if (authority !== undefined) {
+    if (!validAuthority(authority)) return new BadAuthorityError('The :authority is not a host name or address with an optional port')
+    if (host !== undefined && authority.toLowerCase() !== host.toLowerCase()) return new BadAuthorityError('The host field and :authority name different hosts')
   }
   return undefined
+}
+
+function validAuthority (authority: string): boolean {
+  if (!AUTHORITY.test(authority)) return false
+  const port = /:([0-9]*)$/.exec(authority)
+  return port === null || port[1] === '' || Number(port[1]) <= 65535
 }
 
 /**
@@ -81,9 +97,10 @@ function refusal (raw: IncomingMessage): Error | undefined {
  */
 function toOriginForm (raw: IncomingMessage): boolean {
   const url = raw.url as string
-  if (url.charCodeAt(0) === 47 /* / */ || url === '*') return true
+  // `*` (OPTIONS *, the server as a whole) is this proxy's to answer, and it has nothing to say
+  if (url.charCodeAt(0) === 47 /* / */) return true
   const target = ABSOLUTE_FORM.exec(url)
-  if (target === null || !AUTHORITY.test(target[1])) return false
+  if (target === null || !validAuthority(target[1])) return false
   raw.url = target[2].charCodeAt(0) === 47 ? target[2] : `/${target[2]}`
   raw.headers.host = target[1]
   return true
@@ -97,7 +114,7 @@ function listenerAuthority (socket: Socket): string {
 
 // What a client may claim about the original request besides X-Forwarded-For and -Proto: only a
 // trusted proxy's claims reach Immich (X-Forwarded-Host is always set, from Host otherwise).
-const CLAIMS = ['forwarded', 'x-forwarded-port']
+const CLAIMS = ['forwarded', 'x-forwarded-port', 'x-forwarded-server', 'x-forwarded-prefix', 'x-forwarded-ssl']
 
 // Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; Immich logs and rate-limits
 // by this value, so give it the address the client has.
@@ -135,7 +152,8 @@ export function forwardedHeadersFor (request: FastifyRequest, trust: Trust): For
   const incomingFor = single(headers['x-forwarded-for'])?.trim()
   const chain = incomingFor ? `${incomingFor}, ${peer}` : peer
   // undici would fill in the upstream's own address for a request without one
-  const host = headers[':authority'] as string | undefined ?? headers.host ?? listenerAuthority(request.raw.socket)
+  // an empty Host (a target without authority, RFC 9112 §3.2) names no host either
+  const host = headers[':authority'] as string | undefined ?? (headers.host === '' ? undefined : headers.host) ?? listenerAuthority(request.raw.socket)
   const peerTrusted = trust(peer, 0)
 
   let realIp = peer

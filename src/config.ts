@@ -114,7 +114,7 @@ export const EnvSchema = Type.Object({
   }),
   TRUST_PROXY: Type.String({
     default: '',
-    description: 'comma-separated addresses or CIDRs (or loopback, linklocal, uniquelocal) of proxies in front of this one whose X-Forwarded-* and Forwarded headers are kept (from others, Forwarded and X-Forwarded-Port are removed); empty trusts nobody',
+    description: 'comma-separated addresses or CIDRs (or loopback, linklocal, uniquelocal) of proxies in front of this one whose X-Forwarded-* and Forwarded headers are kept (from others, Forwarded, X-Forwarded-Port, -Server, -Prefix and -Ssl are removed); empty trusts nobody',
     hint: 'a comma-separated list of addresses or CIDRs',
     examples: ['10.0.0.0/8,loopback']
   }),

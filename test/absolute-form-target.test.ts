@@ -2,6 +2,7 @@ import t from 'tap'
 import { rawExchange, startProxy, startUpstream } from './helper.js'
 import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
 import { rawUpgrade, startWsUpstream } from './helpers/websocket.js'
+import { startLoggedProxy } from './helpers/access-key.js'
 
 // RFC 9112 §3.2.2: a server receiving an absolute-form target ignores Host and takes the
 // target's authority; Immich gets the origin form, as nginx sends it.
@@ -71,4 +72,16 @@ t.test('HTTP/2: a :path that is not a path is refused and nothing reaches Immich
   const answer = await h2Request(session, { ':method': 'GET', ':path': 'http://evil.example/x', ':authority': 'photos.example' }).catch((error: Error) => error)
   t.ok(answer instanceof Error ? /PROTOCOL_ERROR/.test(answer.message) : answer.status === 400, 'a stream error or 400')
   t.equal(upstream.requests.length, 0, 'nothing reached Immich')
+})
+
+t.test('an asterisk-form target (OPTIONS *) is the proxy\'s to answer: 400, and Immich is not blamed', async t => {
+  const upstream = await startUpstream(t, (req, res) => res.end('ok'))
+  const proxy = await startLoggedProxy(t, upstream.url, { LOG_LEVEL: 'info' })
+  const log = proxy.log
+  for (const method of ['OPTIONS', 'GET']) {
+    const answer = await rawExchange(proxy.port, `${method} * HTTP/1.1\r\nHost: photos.example\r\nConnection: close\r\n\r\n`)
+    t.match(answer, /^HTTP\/1\.1 400 /, `${method} *: 400`)
+  }
+  t.equal(upstream.requests.length, 0, 'nothing reached Immich')
+  t.notMatch(log.text, /upstream request failed/, 'no upstream failure logged')
 })

@@ -3,6 +3,7 @@ import { request } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import { startProxy, startUpstream, text } from './helper.js'
 import { rawUpgrade, startWsUpstream } from './helpers/websocket.js'
+import { request as fetchThrough } from 'undici'
 
 // Sends one request with exactly these header lines (node:http keeps repeats and the Host as
 // given) and returns the headers Immich received.
@@ -133,5 +134,19 @@ t.test('a trusted proxy in front keeps its Forwarded, X-Forwarded-Host and X-For
     t.equal(seen.forwarded, claims[0][1], `${path}: Forwarded kept`)
     t.equal(seen['x-forwarded-host'], 'evil.example', `${path}: X-Forwarded-Host kept`)
     t.equal(seen['x-forwarded-port'], '443', `${path}: X-Forwarded-Port kept`)
+  }
+})
+
+t.test('other forwarding claims (X-Forwarded-Server, -Prefix, -Ssl) reach Immich only from a trusted proxy', async t => {
+  const upstream = await startUpstream(t, (req, res) => res.end('ok'))
+  const claims = { 'x-forwarded-server': 'evil', 'x-forwarded-prefix': '/evil', 'x-forwarded-ssl': 'on' }
+  const untrusted = await startProxy(t, upstream.url)
+  await (await fetchThrough(`${untrusted.url}/api/server/ping`, { headers: claims })).body.dump()
+  const trusted = await startProxy(t, upstream.url, { TRUST_PROXY: 'loopback' })
+  await (await fetchThrough(`${trusted.url}/api/server/ping`, { headers: claims })).body.dump()
+  const [fromUntrusted, fromTrusted] = upstream.requests.map(req => req.headers)
+  for (const name of Object.keys(claims)) {
+    t.equal(fromUntrusted[name], undefined, `${name} dropped from an untrusted peer`)
+    t.equal(fromTrusted[name], claims[name as keyof typeof claims], `${name} kept from a trusted proxy`)
   }
 })

@@ -25,3 +25,14 @@ t.test('a transfer coding other than a lone chunked gets 501 and nothing reaches
   }
   t.equal(upstream.requests.length, 3)
 })
+
+// HTTP/1.0 has no transfer codings: a 1.0 hop in front reads such a body by its length or to
+// the connection's end, and would frame what follows differently (RFC 9112 §6.1)
+t.test('an HTTP/1.0 request that says chunked gets 400, and the connection ends', async t => {
+  const upstream = await startUpstream(t, (req, res) => { req.resume().on('end', () => res.end('ok')) })
+  const proxy = await startProxy(t, upstream.url)
+  const answer = await rawExchange(proxy.port, 'POST /api/assets HTTP/1.0\r\nHost: immich.test\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /api/server/ping HTTP/1.0\r\nHost: immich.test\r\n\r\n')
+  t.match(answer, /^HTTP\/1\.1 400 /, '400')
+  t.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1, 'one answer: the request after it is not served')
+  t.equal(upstream.requests.length, 0, 'nothing reached Immich')
+})
