@@ -2,49 +2,122 @@
 // forwarding them all at once only opens one connection to Immich per request and holds the
 // answers in memory until their turn. They are forwarded one at a time per client connection,
 // as nginx reads the next request only once it has answered the one before.
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
+import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 
-// the turns still to come on a connection; present while one of its requests is being forwarded
-const kTurns = Symbol('immich-proxy.turns')
-type TurnTaking = Socket & { [kTurns]?: Array<() => void> }
+type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
+type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>
+export type Forward = (request: AnyRequest, reply: AnyReply) => void
 
-function nextTurn (socket: TurnTaking): void {
-  const turn = socket[kTurns]?.shift()
-  if (turn === undefined) socket[kTurns] = undefined
-  else turn()
+interface Waiting {
+  request: AnyRequest
+  reply: AnyReply
+  forward: Forward
 }
 
+// Requests a connection may have waiting behind the one being forwarded before it is no longer
+// read. Node parses every request in a read it has begun, so a few more may queue; each holds
+// its request, response and Fastify objects until its turn.
+const MOST_WAITING = 32
+
+// absent: none of the connection's requests is being forwarded; null: one is and none waits;
+// an array: one is and these wait, in order
+const kTurns = Symbol('immich-proxy.turns')
+// set while the connection is paused because its queue is full
+const kHeld = Symbol('immich-proxy.held')
+// `_paused` and `parser` are Node's own (lib/_http_server.js): its HTTP server resumes a paused
+// socket after every request it parses unless `_paused` is set, and pauses the parser then
+type TurnTaking = Socket & {
+  [kTurns]?: Waiting[] | null
+  [kHeld]?: boolean
+  _paused?: boolean
+  parser?: { resume: () => void } | null
+}
+// the connection of the response holding its turn (Node lets go of `res.socket` and `req.socket`
+// before the response closes)
+const kConnection = Symbol('immich-proxy.connection')
+type InTurn = ServerResponse & { [kConnection]?: TurnTaking }
+
 /**
- * Runs `forward` now, or once every request before it on the same HTTP/1.x connection has had
- * its answer handed over (its response closed: finished or cut). A request waiting its turn
- * is not read: its body stays in the socket, as the request before it has been read whole
- * (Node parses the next request only after the previous body). HTTP/2 streams go at once; the
+ * Forwards the request now, or once every request before it on the same HTTP/1.x connection has
+ * had its answer handed over (its response closed: finished or cut). A request waiting its turn
+ * is not read: its body stays in the socket, as the request before it has been read whole (Node
+ * parses the next request only after the previous body). HTTP/2 streams go at once; the
  * session's stream limit bounds them.
  */
-export function takeTurn (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, forward: () => void): void {
-  if (req.httpVersionMajor !== 1) {
-    forward()
+export function takeTurn (request: AnyRequest, reply: AnyReply, forward: Forward): void {
+  if (request.raw.httpVersionMajor !== 1) {
+    forward(request, reply)
     return
   }
-  const socket = req.socket as TurnTaking
-  const turn = (): void => {
-    // a client that left while its request waited: nothing to forward
-    if (res.destroyed || socket.destroyed) {
-      nextTurn(socket)
-      return
+  const socket = request.raw.socket as TurnTaking
+  const turns = socket[kTurns]
+  if (turns === undefined) {
+    socket[kTurns] = null
+    // a throw goes to Fastify, whose error answer closes the response and so ends the turn
+    forwardInTurn(socket, request, reply, forward)
+    return
+  }
+  const waiting = { request, reply, forward }
+  if (turns === null) {
+    socket[kTurns] = [waiting]
+  } else if (turns.push(waiting) >= MOST_WAITING && socket[kHeld] !== true) {
+    // as Node holds a connection whose answers fill its outgoing buffer, which answers not yet
+    // begun never do
+    socket[kHeld] = true
+    socket.on('resume', keepHeld)
+    keepHeld.call(socket)
+  }
+}
+
+// Node resumes the socket whenever an answer's bytes leave it with little to send
+function keepHeld (this: TurnTaking): void {
+  this._paused = true
+  this.pause()
+}
+
+function forwardInTurn (socket: TurnTaking, request: AnyRequest, reply: AnyReply, forward: Forward): void {
+  const res = reply.raw as InTurn
+  res[kConnection] = socket
+  // `on`, not `once`: a response closes once, and `once` would wrap the listener per request
+  res.on('close', turnEnded)
+  forward(request, reply)
+}
+
+function turnEnded (this: InTurn): void {
+  // after undici's own setImmediate that frees the connection to Immich, so the next request
+  // reuses it rather than opening another
+  setImmediate(nextTurn, this[kConnection] as TurnTaking)
+}
+
+function nextTurn (socket: TurnTaking): void {
+  const turns = socket[kTurns]
+  socket[kTurns] = undefined
+  // a closed connection drops every request still waiting: there is no one to answer
+  if (turns === null || turns === undefined || socket.destroyed) return
+  // a loop, not a call per skipped request, however many have gone
+  for (let waiting = turns.shift(); waiting !== undefined; waiting = turns.shift()) {
+    // a request whose answer was cut while it waited (its stream destroyed) has nothing to forward
+    if (waiting.reply.raw.destroyed) continue
+    socket[kTurns] = turns
+    if (socket[kHeld] === true && turns.length < MOST_WAITING) release(socket)
+    try {
+      forwardInTurn(socket, waiting.request, waiting.reply, waiting.forward)
+    } catch (error) {
+      // outside Fastify's handler here: its error answer closes the response, which ends the turn
+      waiting.reply.send(error)
     }
-    // after undici's own setImmediate that frees the connection to Immich, so the next
-    // request reuses it rather than opening another
-    res.once('close', () => { setImmediate(nextTurn, socket) })
-    forward()
+    return
   }
-  const waiting = socket[kTurns]
-  if (waiting === undefined) {
-    socket[kTurns] = []
-    turn()
-  } else {
-    waiting.push(turn)
-  }
+  if (socket[kHeld] === true) release(socket)
+}
+
+/** Reads the connection again, as Node does once its outgoing buffer drains. */
+function release (socket: TurnTaking): void {
+  socket[kHeld] = false
+  socket.off('resume', keepHeld)
+  socket._paused = false
+  socket.parser?.resume()
+  socket.resume()
 }

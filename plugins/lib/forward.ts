@@ -13,7 +13,7 @@ import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { declaresBody } from './hop-by-hop.js'
 import { UnrelayableAnswerError, UpstreamBusyError, clientResponseHeadersFromRaw, relayableStatus, sendUpstreamError, upstreamFailure, upstreamRequestHeaders } from './upstream.js'
-import { takeTurn } from './connection-turns.js'
+import { takeTurn, type Forward } from './connection-turns.js'
 import { forwarded } from './young-collection.js'
 
 // the proxy serves HTTP/1.1 and HTTP/2 clients alike
@@ -204,14 +204,9 @@ function deferClientTimeoutToUpstream (this: ServerResponse, socket: Socket): vo
 const kPayload = Symbol('immich-proxy.payload')
 
 /**
- * Sends `request` to Immich through `dispatcher` and streams the answer back through `reply`,
- * after the requests pipelined before it on its connection. A request that waits past
- * `queueTimeout` ms for a connection to Immich gets 503.
+ * Sends `request` to Immich through `dispatcher` and streams the answer back through `reply`.
+ * A request that waits past `queueTimeout` ms for a connection to Immich gets 503.
  */
-export function forwardToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dispatcher, queueTimeout = 0): void {
-  takeTurn(request.raw, reply.raw, () => { dispatchToImmich(request, reply, dispatcher, queueTimeout) })
-}
-
 function dispatchToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dispatcher, queueTimeout: number): void {
   const raw = request.raw
   const exchange = new Exchange(reply)
@@ -247,7 +242,9 @@ export async function registerImmichRoutes (fastify: FastifyInstance, dispatcher
       (request as FastifyRequest & { [kPayload]?: Readable })[kPayload] = payload
       done(null, payload)
     })
-    const handler = (request: FastifyRequest, reply: FastifyReply): void => { forwardToImmich(request, reply, dispatcher, queueTimeout) }
+    const forward: Forward = (request, reply) => { dispatchToImmich(request, reply, dispatcher, queueTimeout) }
+    // after the requests pipelined before it on its connection
+    const handler = (request: FastifyRequest, reply: FastifyReply): void => { takeTurn(request, reply, forward) }
     for (const url of paths) scope.route({ method: methods, url, handler })
   })
 }
