@@ -24,13 +24,14 @@ const MOST_WAITING = 32
 // absent: none of the connection's requests is being forwarded; null: one is and none waits;
 // an array: one is and these wait, in order
 const kTurns = Symbol('immich-proxy.turns')
-// set while the connection is paused because its queue is full
+// set while the connection is not read because its queue is full
 const kHeld = Symbol('immich-proxy.held')
 // `_paused` and `parser` are Node's own (lib/_http_server.js): its HTTP server resumes a paused
 // socket after every request it parses unless `_paused` is set, and pauses the parser then
 type TurnTaking = Socket & {
   [kTurns]?: Waiting[] | null
   [kHeld]?: boolean
+  encrypted?: boolean
   _paused?: boolean
   parser?: { resume: () => void } | null
 }
@@ -65,13 +66,33 @@ export function takeTurn (request: AnyRequest, reply: AnyReply, forward: Forward
   } else if (turns.push(waiting) >= MOST_WAITING && socket[kHeld] !== true) {
     // as Node holds a connection whose answers fill its outgoing buffer, which answers not yet
     // begun never do
-    socket[kHeld] = true
+    hold(socket)
+  }
+}
+
+function stayPaused (this: Socket): Socket {
+  return this
+}
+
+/**
+ * Stops reading the connection, as Node does while its answers fill the outgoing buffer: Node's
+ * HTTP server resumes a socket after each request it parses and each answer it sends, unless
+ * `_paused` says otherwise, and then pauses its parser too. A TLS socket still hands the parser
+ * what it has decrypted, which a paused parser refuses (the connection would end in a 400): there
+ * the parser is left running and the socket's own resume() does nothing while held.
+ */
+function hold (socket: TurnTaking): void {
+  socket[kHeld] = true
+  if (socket.encrypted === true) {
+    socket.resume = stayPaused
+    socket.pause()
+  } else {
+    // Node clears `_paused` and resumes whenever an answer's bytes leave with little to send
     socket.on('resume', keepHeld)
     keepHeld.call(socket)
   }
 }
 
-// Node resumes the socket whenever an answer's bytes leave it with little to send
 function keepHeld (this: TurnTaking): void {
   this._paused = true
   this.pause()
@@ -116,8 +137,12 @@ function nextTurn (socket: TurnTaking): void {
 /** Reads the connection again, as Node does once its outgoing buffer drains. */
 function release (socket: TurnTaking): void {
   socket[kHeld] = false
-  socket.off('resume', keepHeld)
-  socket._paused = false
-  socket.parser?.resume()
+  if (socket.encrypted === true) {
+    delete (socket as Partial<Socket>).resume
+  } else {
+    socket.off('resume', keepHeld)
+    socket._paused = false
+    socket.parser?.resume()
+  }
   socket.resume()
 }
