@@ -67,7 +67,8 @@ t.test('a Host that is not a plain name or address gets 400, never a Location bu
   for (const host of garbage) {
     const response = await rawExchange(port, `GET /x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
     t.match(response, /^HTTP\/1\.1 400 /, `Host: ${JSON.stringify(host)}`)
-    t.match(response, /"message":"A valid Host header is needed to redirect to HTTPS"/)
+    // refused by the Host check every listener makes, or by the redirect's own
+    t.match(response, /"message":"(A valid Host header is needed to redirect to HTTPS|The Host field is not a host name or address with an optional port)"/)
     t.notMatch(response, /\r\nlocation:/i)
   }
   const noHost = await rawExchange(port, 'GET /x HTTP/1.0\r\n\r\n')
