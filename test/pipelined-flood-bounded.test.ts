@@ -1,6 +1,7 @@
 // Pipelined requests behind a slow one wait their turn without the proxy reading all of them
 // ahead: the connection is read only as far as a short queue, so thousands of requests on one
-// connection cost little memory, and every one of them is still answered, in order.
+// connection cost little memory, and every one of them is still answered, in order. What the
+// proxy has not read stays in the kernel's socket buffers, where /proc/net/tcp shows it.
 import t from 'tap'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
@@ -18,7 +19,21 @@ function rss (pid: number): number {
   return Number(line[1]) * 1024
 }
 
-t.test('5000 pipelined requests behind a slow one: bounded memory, all answered in order', async t => {
+/** Bytes queued in the kernel on the IPv4 loopback sockets whose local port is `port`: received and not yet read, or written and not yet acknowledged. */
+function queuedBytes (port: number): { received: number, unsent: number } {
+  let received = 0
+  let unsent = 0
+  for (const line of readFileSync('/proc/net/tcp', 'latin1').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/)
+    if (fields.length < 5 || Number.parseInt(fields[1].split(':')[1], 16) !== port) continue
+    const [tx, rx] = fields[4].split(':').map(hex => Number.parseInt(hex, 16))
+    received += rx
+    unsent += tx
+  }
+  return { received, unsent }
+}
+
+t.test('5000 pipelined requests behind a slow one: read no further than one read ahead, all answered in order', async t => {
   let connections = 0
   let releaseSlow: (() => void) | undefined
   const upstream = await startUpstream(t, (req, res) => {
@@ -47,6 +62,9 @@ t.test('5000 pipelined requests behind a slow one: bounded memory, all answered 
   // time for the proxy to read what it will of the rest while the slow answer holds them back
   await new Promise(resolve => setTimeout(resolve, 1000))
   const grown = rss(pid) - before
+  // not read by the proxy: in its receive queue, in the client's send queue, or not yet handed
+  // to the kernel by the client
+  const unread = queuedBytes(proxy.port).received + queuedBytes(socket.localPort as number).unsent + socket.writableLength
   releaseSlow?.()
   await waitFor(() => socket.readableEnded, 8000, 'every answer and the end of the connection')
 
@@ -55,5 +73,10 @@ t.test('5000 pipelined requests behind a slow one: bounded memory, all answered 
   t.equal(bodies.length, expected.length, 'an answer to every request')
   t.ok(bodies.every((body, i) => body === expected[i]), 'in the order they were sent')
   t.ok(connections <= 2, `over at most two connections to Immich (${connections})`)
-  t.ok(grown < 20 * 1024 * 1024, `the waiting requests cost ${(grown / 1024 / 1024).toFixed(1)} MiB`)
+  // the queue (32) and the read in progress (at most 64 KiB) are all the proxy holds
+  const read = Buffer.byteLength(flood) - unread
+  t.ok(read <= 64 * 1024 + 32 * 80, `the proxy read ${read} of the ${Buffer.byteLength(flood)} bytes while the slow answer held the rest back`)
+  // resident memory follows V8's young generation more than the queue (Node 26 grew 30 MiB
+  // here with the same 64 KiB read), so it is reported, not asserted
+  t.comment(`resident memory grew ${(grown / 1024 / 1024).toFixed(1)} MiB meanwhile`)
 })
