@@ -35,8 +35,10 @@ export default fp<LoadSheddingOptions>(async function loadShedding (fastify, opt
   let rssBytes = 0
   let rssFailing = false
 
+  let startingUp = true
   const sample = (): void => {
-    eventLoopDelay = Math.max(0, histogram.mean / 1e6 - RESOLUTION)
+    eventLoopDelay = startingUp ? 0 : Math.max(0, histogram.mean / 1e6 - RESOLUTION)
+    startingUp = false
     if (Number.isNaN(eventLoopDelay)) eventLoopDelay = Infinity
     histogram.reset()
     if (opts.maxRssBytes <= 0) return
@@ -50,6 +52,15 @@ export default fp<LoadSheddingOptions>(async function loadShedding (fastify, opt
     }
   }
   const timer = setInterval(sample, SAMPLE_INTERVAL).unref()
+  // The loop is blocked while the app starts (plugins, certificates): that is not load, and one
+  // long start-up delay in a second's mean would shed the first requests. The histogram records
+  // a block only at the loop's next turn, which may come after onReady, so the first sample
+  // after it is dropped as well.
+  fastify.addHook('onReady', async () => {
+    histogram.reset()
+    eventLoopDelay = 0
+    startingUp = true
+  })
   fastify.addHook('onClose', async () => {
     clearInterval(timer)
     histogram.disable()
