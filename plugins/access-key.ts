@@ -1,15 +1,16 @@
 // The reference "nginx TLS + Access Key" config: `if ($http_x_access_key != "<key>") { return 403; }`,
 // done so that it cannot leak or be guessed: compared in constant time, stripped before Immich
 // sees it, never logged, applied to every request and WebSocket upgrade (both pass through this
-// onRequest hook), braked after repeated failures, and usable from a browser through an unlock
-// page that trades the key for a signed, expiring cookie.
+// onRequest hook) but the discovery document, braked after repeated failures, and usable from a
+// browser through an unlock page that trades the key for a signed, expiring cookie.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import { KeyRing, transientReadError } from './lib/key-ring.js'
 import { FailureLimiter, type FailureLimiterOptions } from './lib/failure-limiter.js'
-import { safeNext, unlockPage } from './lib/unlock-page.js'
+import { safeNext, unlockPage, waitInWords } from './lib/unlock-page.js'
 import { accessKeyRefused, type AccessKeyRefused } from './lib/events.js'
+import { WELL_KNOWN_PATH } from './well-known.js'
 
 export interface AccessKeyOptions {
   /** Accepted keys. With none here and no file, there is no guard at all. */
@@ -97,6 +98,20 @@ function wantsPage (request: FastifyRequest): boolean {
     request.headers.upgrade === undefined
 }
 
+/**
+ * The discovery document only says where the API is, and the apps and the CLI fetch it before
+ * they can send a key. The path is compared as sent: the router would also match a
+ * percent-encoded spelling, which Immich may answer with another page.
+ */
+function isDiscovery (request: FastifyRequest): boolean {
+  return (request.method === 'GET' || request.method === 'HEAD') &&
+    (request.url === WELL_KNOWN_PATH || request.url.startsWith(WELL_KNOWN_PATH + '?'))
+}
+
+function brakeMessage (seconds: number): string {
+  return `Too many wrong keys from this address; try again in ${waitInWords(seconds)}.`
+}
+
 function isSecure (request: FastifyRequest): boolean {
   return request.forwardedHeaders['x-forwarded-proto'] === 'https'
 }
@@ -154,14 +169,18 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
   )
   fastify.addHook('onClose', async () => stopWatching())
 
+  // no-store keeps the form from standing in for Immich's page in a cache
+  const sendPage = (reply: FastifyReply, status: number, next: string, message?: string): FastifyReply =>
+    reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(unlockPage(UNLOCK_PATH, next, message))
+  const showsPage = (request: FastifyRequest): boolean => cookieMaxAge > 0 && wantsPage(request)
+
   // Answers the refused request: the unlock page for a browser, 403 JSON for everything else.
+  // A reply sent from a hook ends the request there: done() is not called.
   function refuse (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void, guessed: boolean): void {
     report(guessed ? 'wrong' : 'missing')
     if (guessed) failed(request)
-    if (cookieMaxAge > 0 && wantsPage(request)) {
-      // a reply sent from a hook ends the request there: done() is not called
-      reply.code(403).type('text/html; charset=utf-8').header('cache-control', 'no-store')
-        .send(unlockPage(UNLOCK_PATH, safeNext(request.url), guessed ? 'That key is not valid.' : undefined))
+    if (showsPage(request)) {
+      sendPage(reply, 403, safeNext(request.url), guessed ? 'That key is not valid.' : undefined)
       return
     }
     done(new AccessKeyRequiredError())
@@ -174,6 +193,8 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
     delete request.headers[HEADER]
     delete request.raw.headers[HEADER]
     const tokens = takeUnlockCookies(request)
+    // outside the gate, brake included; a key or cookie sent along is still kept from Immich
+    if (isDiscovery(request)) return done()
     const now = Date.now()
     // A valid unlock cookie cannot be used to guess, so the brake never stands in its way: one
     // guesser behind a shared home router does not lock the household's browsers out.
@@ -185,6 +206,10 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       const seconds = Math.ceil(wait / 1000)
       report('brake')
       reply.header('retry-after', String(seconds))
+      if (showsPage(request)) {
+        sendPage(reply, 429, safeNext(request.url), brakeMessage(seconds))
+        return
+      }
       return done(new TooManyFailuresError(seconds))
     }
 
@@ -209,21 +234,18 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       // not a guess the client made: neither counted nor braked, and never a cookie
       if (fromAnotherSite(request)) {
         request.log.info({ client: request.forwardedHeaders['x-real-ip'] }, 'unlock form posted from another site; refused, not counted')
-        return reply.code(403).type('text/html; charset=utf-8').header('cache-control', 'no-store')
-          .send(unlockPage(UNLOCK_PATH, '/', 'A key sent from another site is not accepted; type it here.'))
+        return sendPage(reply, 403, '/', 'A key sent from another site is not accepted; type it here.')
       }
       const wait = limiter?.retryAfter(brakeKey(request)) ?? 0
       if (wait > 0) {
         const seconds = Math.ceil(wait / 1000)
         report('brake')
-        return reply.code(429).header('retry-after', String(seconds)).type('text/html; charset=utf-8')
-          .send(unlockPage(UNLOCK_PATH, next, `Too many wrong keys; try again in ${seconds} seconds.`))
+        return sendPage(reply.header('retry-after', String(seconds)), 429, next, brakeMessage(seconds))
       }
       if (!ring.accepts(key)) {
         report('wrong')
         failed(request)
-        return reply.code(403).type('text/html; charset=utf-8').header('cache-control', 'no-store')
-          .send(unlockPage(UNLOCK_PATH, next, 'That key is not valid.'))
+        return sendPage(reply, 403, next, 'That key is not valid.')
       }
       const expiresAt = Date.now() + cookieMaxAge
       // rounded up: Max-Age=0 would tell the browser to drop the cookie at once

@@ -1,6 +1,7 @@
 // `/.well-known/immich` tells the mobile app and the CLI where the API lives. Immich's reverse-
 // proxy document warns that an ACME http-01 setup tends to swallow `/.well-known/`, so the route
-// is registered on its own, before anything else there, and always goes to Immich.
+// is registered on its own, before anything else there, and always goes to Immich (the access
+// key guard lets GET/HEAD of this exact path through: the apps read it before sending a key).
 import fp from 'fastify-plugin'
 import { registerImmichRoutes } from './lib/forward.js'
 import { DEFAULT_PROXY_TIMEOUT, upstreamDispatcher, type UpstreamOptions } from './lib/upstream.js'

@@ -101,9 +101,11 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
 export const redirectApp: FastifyPluginAsync<AppOptions & { httpsPort: number }> = async (fastify, opts) => {
   await fastify.register(tls, { hsts: false })
   await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
-  // Only what is proxied is guarded here. A redirect reveals nothing, and the unlock form must
-  // not be offered where the key would cross the network in clear text: browsers are sent to
-  // HTTPS first. The guard's hooks are encapsulated with the well-known route.
+  // Only what is proxied is guarded here: the well-known route, whose exact path the guard leaves
+  // open and whose other spellings (which the router also matches) it does not. A redirect
+  // reveals nothing, and the unlock form must not be offered where the key would cross the
+  // network in clear text: browsers are sent to HTTPS first. The guard's hooks are encapsulated
+  // with the well-known route.
   await fastify.register(async function guardedWellKnown (scope) {
     await scope.register(accessKey, { ...accessKeyOptions(opts), cookieMaxAge: 0 })
     await scope.register(wellKnown, { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections })

@@ -122,7 +122,7 @@ export const EnvSchema = Type.Object({
     default: '',
     // no empty entry: an empty key would admit a request with an empty X-Access-Key header
     pattern: '^([^\\s,]+(,[^\\s,]+)*)?$',
-    description: 'comma-separated keys; when set every request needs the header X-Access-Key equal to one of them, else 403',
+    description: 'comma-separated keys; when set every request needs the header X-Access-Key equal to one of them, else 403 (GET /.well-known/immich excepted: it says where the API is)',
     hint: 'a comma-separated list of keys without spaces or empty entries',
     secret: true,
     examples: ['s3cret-key-one,s3cret-key-two']

@@ -1,15 +1,12 @@
-// Another site cannot make a visitor's browser lock the visitor's address out: Debian's Chromium
+// Another site cannot make a visitor's browser lock the visitor's address out: Chromium from npm
 // (driven by playwright-core) opens a page on another origin that posts wrong keys to the unlock
 // form with no-cors fetches and then an auto-submitting form. The proxy sees them all, refuses
 // them, and counts none: the right key still works afterwards.
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { chromium } from 'playwright-core'
 import { startProxy, startUpstream } from './helper.js'
 import { UNLOCK, statusWith } from './helpers/access-key.js'
+import { launchBrowser } from './helpers/browser.js'
 
 const KEY = 'family-key-Vw83'
 const GUESSES = 5
@@ -37,17 +34,7 @@ Promise.allSettled(guesses).then(() => document.getElementById('f').submit())
 </script></body></html>`)
   })
 
-  const profile = mkdtempSync(join(tmpdir(), 'immich-proxy-chromium-'))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  t.teardown(async () => {
-    await context.close()
-    rmSync(profile, { recursive: true, force: true })
-  })
-  context.setDefaultTimeout(15_000)
+  const context = await launchBrowser(t)
   const page = await context.newPage()
   await Promise.all([page.waitForURL(target), page.goto(evil.url + '/')])
 

@@ -1,15 +1,11 @@
-// The unlock page in a real browser (Debian's Chromium, driven by playwright-core): a guarded
+// The unlock page in a real browser (Chromium from npm, driven by playwright-core): a guarded
 // instance becomes usable from the web app. The browser loads a page, gets the form, types a
 // wrong key and then the right one, lands back on its page, and that page's fetch and WebSocket
-// go through on the cookie alone.
+// go through on the cookie alone. Locked out by the brake, it is told how long to wait.
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
-import type { Test } from 'tap'
 import { startProxy } from './helper.js'
 import { COOKIE, startWebApp } from './helpers/access-key.js'
+import { launchBrowser } from './helpers/browser.js'
 
 const KEY = 'family-key-Vw83'
 
@@ -30,30 +26,13 @@ ws.onerror = () => { document.getElementById('echo').textContent = 'socket: fail
 </script>
 </body></html>`
 
-async function browser (t: Test): Promise<BrowserContext> {
-  const profile = mkdtempSync(join(tmpdir(), 'immich-proxy-chromium-'))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    ignoreHTTPSErrors: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync']
-  })
-  t.teardown(async () => {
-    await context.close()
-    rmSync(profile, { recursive: true, force: true })
-  })
-  context.setDefaultTimeout(15_000)
-  return context
-}
-
 for (const scheme of ['https', 'http'] as const) {
   t.test(`${scheme}: form, wrong key, right key, then the page with its API call and WebSocket`, async t => {
     const app = await startWebApp(t, PAGE)
     const proxy = await startProxy(t, app.url, { ACCESS_KEY: KEY, ...(scheme === 'https' ? { TLS_SELF_SIGNED: 'true' } : {}) })
     const versions: string[] = []
     proxy.app.server.on('request', (req: { httpVersion: string }) => versions.push(req.httpVersion))
-    const context = await browser(t)
+    const context = await launchBrowser(t, { ignoreHTTPSErrors: true })
     const page = await context.newPage()
 
     const first = await page.goto(`${proxy.url}/photos?album=7`)
@@ -89,3 +68,18 @@ for (const scheme of ['https', 'http'] as const) {
     t.equal(await page.evaluate('document.cookie'), 'immich_is_authenticated=true', 'HttpOnly: the page\'s scripts cannot read it')
   })
 }
+
+t.test('locked out after a wrong key: the page shows how long to wait', async t => {
+  const app = await startWebApp(t, PAGE)
+  const proxy = await startProxy(t, app.url, { ACCESS_KEY: KEY, ACCESS_KEY_MAX_FAILURES: '1' })
+  const page = await (await launchBrowser(t)).newPage()
+  await page.goto(`${proxy.url}/photos`)
+  await page.fill('#key', 'not-the-key')
+  await Promise.all([page.waitForLoadState('load'), page.click('button[type=submit]')])
+
+  const locked = await page.goto(`${proxy.url}/photos`)
+  t.equal(locked?.status(), 429)
+  t.equal(await page.title(), 'Immich — access key required')
+  t.equal(await page.locator('p.error').textContent(), 'Too many wrong keys from this address; try again in 15 minutes.')
+  t.equal(app.requests.length, 0)
+})

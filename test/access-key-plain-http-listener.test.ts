@@ -1,7 +1,8 @@
 // With TLS and HTTP_PORT, the plain-HTTP listener only redirects to HTTPS (and proxies
 // /.well-known/immich). It must never offer the unlock form: a key typed there would cross the
 // network in clear text, and its cookie could not be Secure. Browsers are sent to HTTPS, where
-// the form is; the proxied well-known route stays guarded.
+// the form is. The discovery document needs no key there either; other spellings the router
+// takes for its route stay guarded.
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
@@ -29,11 +30,13 @@ t.test('the plain listener redirects browsers to HTTPS instead of showing the fo
   t.not(unlock.status, 303)
 
   const wellKnown = await request(url + '/.well-known/immich')
-  t.equal(wellKnown.statusCode, 403, 'what is proxied stays guarded')
-  await wellKnown.body.dump()
-  const withKey = await request(url + '/.well-known/immich', { headers: { 'x-access-key': 'k' } })
+  t.equal(wellKnown.statusCode, 200, 'the discovery document, without a key')
+  t.equal(await wellKnown.body.text(), '{"api":{"endpoint":"/api"}}')
+  const encoded = await request(url + '/.well-known/%69mmich')
+  t.equal(encoded.statusCode, 403, 'another spelling of its route stays guarded')
+  await encoded.body.dump()
+  const withKey = await request(url + '/.well-known/%69mmich', { headers: { 'x-access-key': 'k' } })
   t.equal(withKey.statusCode, 200)
-  t.equal(await withKey.body.text(), '{"api":{"endpoint":"/api"}}')
-  t.equal(upstream.requests.length, 1)
-  t.equal(upstream.requests[0].url, '/.well-known/immich')
+  await withKey.body.dump()
+  t.same(upstream.requests.map(req => req.url), ['/.well-known/immich', '/.well-known/%69mmich'])
 })

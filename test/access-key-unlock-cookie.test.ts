@@ -86,6 +86,7 @@ t.test('a wrong key on the form: 403 form with the error, counted by the brake',
   const braked = await postUnlock(proxy.url, { key: KEY, next: '/' })
   t.equal(braked.status, 429, 'and the form, right key or not')
   t.ok(Number(braked.retryAfter) > 800, `Retry-After: ${String(braked.retryAfter)} s of the 15 min default`)
-  t.match(braked.body, /Too many wrong keys; try again in \d+ seconds\./)
+  t.match(braked.body, '<p class="error" role="alert">Too many wrong keys from this address; try again in 15 minutes.</p>', 'the wait in words')
+  t.equal(braked.body.includes('<form method="post"'), true, 'the form stays, for after the wait')
   t.equal(braked.setCookie, undefined)
 })

@@ -39,6 +39,19 @@ ${message === undefined ? '' : `<p class="error" role="alert">${escapeHtml(messa
 `
 }
 
+/**
+ * A cool-down as a person reads it: seconds under a minute, else minutes (and hours), rounded up
+ * so that nobody is told to come back before the brake lets them in.
+ */
+export function waitInWords (seconds: number): string {
+  const unit = (count: number, name: string): string => `${count} ${name}${count === 1 ? '' : 's'}`
+  if (seconds < 60) return unit(seconds, 'second')
+  const minutes = Math.ceil(seconds / 60)
+  if (minutes < 60) return unit(minutes, 'minute')
+  const hours = Math.floor(minutes / 60)
+  return minutes % 60 === 0 ? unit(hours, 'hour') : `${unit(hours, 'hour')} ${unit(minutes % 60, 'minute')}`
+}
+
 const BASE = 'http://unlock.invalid'
 
 /**
