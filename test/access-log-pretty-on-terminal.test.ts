@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { root, serverCommand, until } from './helpers/ops.js'
+import { serverDirectory, serverCommand, until } from './helpers/ops.js'
 import { closedPort, within } from './helpers/websocket.js'
 
 t.test('on a terminal the log lines are pretty-printed', async t => {
@@ -14,7 +14,7 @@ t.test('on a terminal the log lines are pretty-printed', async t => {
   const port = await closedPort()
   // `exec`: the proxy replaces script's shell, so that it is script's only child
   const child = spawn('script', ['-qfec', `exec ${(await serverCommand()).join(' ')}`, '/dev/null'], {
-    cwd: root,
+    cwd: serverDirectory(),
     env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(await closedPort()) },
     stdio: ['pipe', 'pipe', 'pipe']
   })
