@@ -3,11 +3,11 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { isIP } from 'node:net'
 import proxyAddr from 'proxy-addr'
-import { request } from 'undici'
 import type { Config } from './config.js'
 import metrics from '../plugins/metrics.js'
 import { loggerOptions } from './server-options.js'
 import type { FailureLimiter } from '../plugins/lib/failure-limiter.js'
+import { pingFailure } from './immich-ping.js'
 
 const loopback = proxyAddr.compile(['loopback'])
 
@@ -16,17 +16,6 @@ export interface ReadinessProbe {
   underPressure: () => boolean
   /** The process is draining for shutdown: the main listener takes no new connections. */
   closing: () => boolean
-}
-
-/** Immich's own liveness route: `{"res":"pong"}` once the server is up. */
-async function upstreamAnswers (upstream: string): Promise<boolean> {
-  try {
-    const response = await request(`${upstream}/api/server/ping`, { headersTimeout: 2000, bodyTimeout: 2000 })
-    const body = await response.body.text()
-    return response.statusCode === 200 && body.includes('pong')
-  } catch {
-    return false
-  }
 }
 
 /**
@@ -41,7 +30,7 @@ export async function buildAdminServer (config: Config, probe: ReadinessProbe, b
 
   // Every reason is in the body, so that a 503 says which one holds.
   admin.get('/readyz', async (request, reply) => {
-    const immich = await upstreamAnswers(config.upstream)
+    const immich = await pingFailure(config.upstream, 2000) === undefined
     const underPressure = probe.underPressure()
     const closing = probe.closing()
     const ready = immich && !underPressure && !closing

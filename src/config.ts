@@ -352,3 +352,46 @@ export function parseConfig (env: Record<string, string | undefined>) {
 }
 
 export type Config = ReturnType<typeof parseConfig>
+
+// Variables that a shell, Node, npm or a container sets and that are not settings, however close
+// to one they look (HOME is two letters from HOST; curl's HTTP_PROXY shares HTTP_PORT's prefix).
+const COMMON_VARIABLES = new Set([
+  'HOME', 'HOSTNAME', 'PATH', 'PWD', 'OLDPWD', 'USER', 'LOGNAME', 'SHELL', 'SHLVL', 'TERM', 'LANG', 'TZ', 'TMPDIR',
+  'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY'
+])
+const COMMON_PREFIXES = ['NODE_', 'NPM_', 'LC_', 'XDG_']
+
+function editDistance (a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]
+}
+
+/**
+ * Variables of `env` that are not settings but look like one: within two edits of a setting's
+ * name, or starting with the first word of a setting of several words (`ACCESS_`, `TLS_`, …),
+ * each with the setting it was probably meant to be. A misspelled ACCESS_KEY would otherwise
+ * start an unguarded proxy without a word. Names and prefixes come from the schema, so settings
+ * added later are covered; only UPPER_SNAKE names are considered.
+ */
+export function misspelledSettings (env: Record<string, string | undefined>): Array<{ name: string, meant: string }> {
+  const known = Object.keys(EnvSchema.properties)
+  const prefixes = new Set(known.filter(name => name.includes('_')).map(name => name.slice(0, name.indexOf('_') + 1)))
+  const found: Array<{ name: string, meant: string }> = []
+  for (const name of Object.keys(env).sort()) {
+    if (known.includes(name) || !/^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$/.test(name)) continue
+    if (COMMON_VARIABLES.has(name) || COMMON_PREFIXES.some(prefix => name.startsWith(prefix))) continue
+    const prefix = name.slice(0, name.indexOf('_') + 1)
+    const candidates = prefixes.has(prefix) ? known.filter(setting => setting.startsWith(prefix)) : known
+    let meant = candidates[0]
+    for (const setting of candidates) if (editDistance(name, setting) < editDistance(name, meant)) meant = setting
+    if (prefixes.has(prefix) || editDistance(name, meant) <= 2) found.push({ name, meant })
+  }
+  return found
+}

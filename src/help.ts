@@ -6,7 +6,7 @@ export function helpText (): string {
   const lines = [
     'immich-proxy: a reverse proxy made for Immich.',
     '',
-    'Usage: immich-proxy            (settings come from the environment)',
+    'Usage: immich-proxy            (settings come from the environment and ./.env, the environment winning)',
     '       immich-proxy --help',
     '       immich-proxy --healthcheck   (exit 0 when the running proxy\'s admin listener answers)',
     '',

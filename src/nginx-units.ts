@@ -22,3 +22,11 @@ export function parseDuration (text: string): number {
   const match = /^([0-9]+)([a-z]*)$/.exec(text) as RegExpExecArray
   return Number(match[1]) * durationFactor[match[2]]
 }
+
+/** The size as BODY_LIMIT would be written: `50000M`, `512k`, `1g`, bytes when no unit divides it. */
+export function formatSize (bytes: number): string {
+  for (const unit of ['g', 'm', 'k']) {
+    if (bytes > 0 && bytes % sizeFactor[unit] === 0) return `${bytes / sizeFactor[unit]}${unit === 'k' ? 'k' : unit.toUpperCase()}`
+  }
+  return String(bytes)
+}

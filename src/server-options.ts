@@ -20,13 +20,23 @@ function stdoutDestination (): LogDestination {
   return stdout
 }
 
+// One line per record, as in the JSON: a request (or WebSocket) line reads
+// `INFO: request GET /api/server/ping 200 {"bytesIn":…,"durationMs":…}`. Only the access log's
+// lines carry method, path and status, which the message then shows in place of the fields.
+const PRETTY = {
+  translateTime: 'SYS:standard',
+  singleLine: true,
+  messageFormat: '{msg}{if method} {method} {path} {status}{end}',
+  ignore: 'pid,hostname,method,path,status'
+}
+
 /** JSON lines for machines; readable lines when a person watches the terminal. */
 export function loggerOptions (config: Config, tty = process.stdout.isTTY === true): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
     redact: { paths: SECRET_PATHS, censor: '[REDACTED]' },
     ...(tty
-      ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard', ignore: 'pid,hostname' } } }
+      ? { transport: { target: 'pino-pretty', options: PRETTY } }
       : { stream: stdoutDestination() })
   }
 }

@@ -1,14 +1,22 @@
 #!/usr/bin/env -S node --expose-gc
-// Entry point: read the environment once, answer --help and --healthcheck, start the listeners
-// (src/run.ts) and shut down through one path, on signals and on fatal errors alike.
+// Entry point: read the environment once (with ./.env), answer --help and --healthcheck, start
+// the listeners (src/run.ts) and shut down through one path, on signals and on fatal errors alike.
 import closeWithGrace from 'close-with-grace'
-import { ConfigError, parseConfig, type Config } from './config.js'
+import { join } from 'node:path'
+import { ConfigError, misspelledSettings, parseConfig, type Config } from './config.js'
 import { run, type Running } from './run.js'
 import { helpText } from './help.js'
+import { EnvFileError, loadEnvFile } from './env-file.js'
+import { startupSummary } from './startup-summary.js'
 import { CertificateError } from '../plugins/lib/certificates.js'
 
+/** Every line prefixed, so that each stands on its own in `docker logs` or a journal. */
+function prefixed (message: string): string {
+  return message.split('\n').map(line => `immich-proxy: ${line}\n`).join('')
+}
+
 function fail (message: string): never {
-  process.stderr.write(`immich-proxy: ${message}\n`)
+  process.stderr.write(prefixed(message))
   process.exit(1)
 }
 
@@ -41,10 +49,22 @@ async function healthcheck (config: Config): Promise<never> {
   }
 }
 
+/**
+ * `env` is process.env, to which the variables of ./.env that it lacks are added first; an
+ * environment given as a plain object is used as it is.
+ */
 export async function start (env: Record<string, string | undefined>, args: string[]): Promise<void> {
+  const envFile = join(process.cwd(), '.env')
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(helpText())
     return
+  }
+  let fromFile = false
+  try {
+    fromFile = env === process.env && loadEnvFile(envFile)
+  } catch (error) {
+    if (error instanceof EnvFileError) fail(error.message)
+    throw error
   }
   let config: Config
   try {
@@ -66,7 +86,7 @@ export async function start (env: Record<string, string | undefined>, args: stri
     logger: {
       error: (message: unknown) => {
         if (running !== undefined) running.main.log.error(message)
-        else process.stderr.write(`immich-proxy: ${String(message)}\n`)
+        else process.stderr.write(prefixed(String(message)))
       }
     },
     onTimeout: delay => {
@@ -74,7 +94,7 @@ export async function start (env: Record<string, string | undefined>, args: stri
     }
   }, async ({ signal, err }) => {
     if (running === undefined) {
-      if (err !== undefined) process.stderr.write(`immich-proxy: ${err.stack ?? err.message}\n`)
+      if (err !== undefined) process.stderr.write(prefixed(err.stack ?? err.message))
       return
     }
     if (err !== undefined) running.main.log.error({ err }, 'closing after an error')
@@ -91,6 +111,14 @@ export async function start (env: Record<string, string | undefined>, args: stri
     if (problem === undefined) throw error
     fail(problem)
   }
+  const log = running.main.log
+  for (const { name, meant } of misspelledSettings(env)) {
+    log.warn(`${name} is not a setting of immich-proxy and is ignored; did you mean ${meant}?`)
+  }
+  log.info(startupSummary(config, running, fromFile ? `${envFile} and the environment` : 'the environment'))
+  // after listening, never in its way: Immich may well start after the proxy
+  import('./immich-ping.js').then(async ({ checkImmich }) => await checkImmich(config.upstream, log))
+    .catch((error: unknown) => log.warn({ err: error }, 'the check of UPSTREAM_URL failed'))
 }
 
 // Not a top-level await: the bundle users run (scripts/bundle.mjs) is CommonJS, which has none.

@@ -3,13 +3,13 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { startUpstream } from './helper.js'
-import { root, serverCommand, spawnServer } from './helpers/ops.js'
+import { serverDirectory, serverCommand, spawnServer } from './helpers/ops.js'
 import { closedPort } from './helpers/websocket.js'
 
 async function healthcheck (env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const command = await serverCommand()
   return await new Promise(resolve => {
-    const child = execFile(command[0], [...command.slice(1), '--healthcheck'], { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
+    const child = execFile(command[0], [...command.slice(1), '--healthcheck'], { cwd: serverDirectory(), env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
       (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
   })
 }

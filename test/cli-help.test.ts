@@ -3,13 +3,13 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { EnvSchema } from '../src/config.js'
-import { root, serverCommand } from './helpers/ops.js'
+import { serverDirectory, serverCommand } from './helpers/ops.js'
 
 async function helpOutput (flag: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const command = await serverCommand()
   return await new Promise(resolve => {
     // a bad setting in the environment does not stand in the way of reading the help
-    const child = execFile(command[0], [...command.slice(1), flag], { cwd: root, env: { PATH: process.env.PATH ?? '', PORT: 'nope' }, timeout: 30_000 },
+    const child = execFile(command[0], [...command.slice(1), flag], { cwd: serverDirectory(), env: { PATH: process.env.PATH ?? '', PORT: 'nope' }, timeout: 30_000 },
       (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
   })
 }

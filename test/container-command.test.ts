@@ -85,7 +85,8 @@ t.test('CMD proxies, HEALTHCHECK passes, SIGTERM exits 0', async t => {
     res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : JSON.stringify({ url: req.url, forwardedFor: req.headers['x-forwarded-for'] }))
   })
   const env = { ...imageEnv, UPSTREAM_URL: upstream.url }
-  const proxy = await spawnServer(t, env, command)
+  // in the image's WORKDIR, the repository root here: CMD names the bundle by a relative path
+  const proxy = await spawnServer(t, env, command, root)
   const fullEnv = { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(proxy.port), ADMIN_PORT: String(proxy.adminPort) }
 
   const response = await request(proxy.url + '/api/albums?shared=true')

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { startUpstream } from './helper.js'
-import { root, serverCommand } from './helpers/ops.js'
+import { serverDirectory, serverCommand } from './helpers/ops.js'
 import { closedPort } from './helpers/websocket.js'
 
 t.test('ADMIN_PORT in use: exit 1 with one line', async t => {
@@ -19,7 +19,7 @@ t.test('ADMIN_PORT in use: exit 1 with one line', async t => {
 
   const exit = await new Promise<{ code: number | null, stdout: string, stderr: string }>(resolve => {
     const child = execFile(command[0], command.slice(1), {
-      cwd: root,
+      cwd: serverDirectory(),
       env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(takenPort) },
       timeout: 30_000
     }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { request } from 'undici'
 import type { Test } from 'tap'
-import { root, serverCommand, until } from './helpers/ops.js'
+import { serverDirectory, serverCommand, until } from './helpers/ops.js'
 import { closedPort, within } from './helpers/websocket.js'
 import { startUpstream } from './helper.js'
 
@@ -29,7 +29,7 @@ async function stalledServer (t: Test, upstream: string): Promise<Stalled> {
   const command = await serverCommand()
   const port = await closedPort()
   const child = spawn(command[0], command.slice(1), {
-    cwd: root,
+    cwd: serverDirectory(),
     env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: 'off', SHUTDOWN_TIMEOUT: '2s' },
     stdio: ['ignore', 'pipe', 'inherit']
   })

@@ -6,14 +6,11 @@ import { X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { connect } from 'node:tls'
-import { fileURLToPath } from 'node:url'
 import { Client } from 'undici'
 import { startUpstream } from './helper.js'
 import { closedPort } from './helpers/timeouts.js'
 import { within } from './helpers/websocket.js'
-import { serverCommand } from './helpers/ops.js'
-
-const root = fileURLToPath(new URL('..', import.meta.url))
+import { serverCommand, serverDirectory } from './helpers/ops.js'
 
 /** The certificate the server presents, as PEM. */
 async function servedCertificate (port: number): Promise<X509Certificate> {
@@ -31,7 +28,7 @@ t.test('TLS_SELF_SIGNED=true serves HTTPS with a generated certificate and warns
   const port = await closedPort()
   const command = await serverCommand()
   const child = spawn(command[0], command.slice(1), {
-    cwd: root,
+    cwd: serverDirectory(),
     // the admin listener (a fixed port) is not what this test is about
     env: { PATH: process.env.PATH ?? '', TLS_SELF_SIGNED: 'true', HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: upstream.url, ADMIN_PORT: 'off' },
     stdio: ['ignore', 'pipe', 'inherit']

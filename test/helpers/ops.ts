@@ -4,7 +4,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -20,12 +20,26 @@ import { closedPort, waitFor } from './websocket.js'
 export const root = fileURLToPath(new URL('../..', import.meta.url))
 
 /**
- * The server as `npm start`, the container and the bin run it: the bundle (scripts/bundle.mjs)
- * with the start script's flags, built first if the sources are newer.
+ * The server as `npm start`, the container and the bin run it: the bundle (scripts/bundle.mjs,
+ * by its absolute path) with the start script's flags, built first if the sources are newer.
  */
 export async function serverCommand (): Promise<string[]> {
   await ensureBuilt()
-  return [process.execPath, ...START_FLAGS, START_ENTRY]
+  return [process.execPath, ...START_FLAGS, join(root, START_ENTRY)]
+}
+
+let emptyDirectory: string | undefined
+/**
+ * The working directory of the servers tests start: an empty one of this test process, so that
+ * a developer's own .env in the repository (which `npm start` reads) never reaches a test.
+ */
+export function serverDirectory (): string {
+  if (emptyDirectory === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-cwd-'))
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+    emptyDirectory = dir
+  }
+  return emptyDirectory
 }
 
 export interface Listeners {
@@ -77,17 +91,17 @@ function exitOf (child: ChildProcess): Promise<{ code: number | null, signal: No
 export const until = waitFor
 
 /**
- * Runs `command` (by default the bundle, as `npm start` runs it) from the repository root with
- * exactly `env` (plus PATH to find node; PORT and ADMIN_PORT get free loopback ports unless
+ * Runs `command` (by default the bundle, as `npm start` runs it) in `cwd` (an empty directory
+ * unless given) with exactly `env` (plus PATH to find node; PORT and ADMIN_PORT get free loopback ports unless
  * given, HOST defaults to 127.0.0.1) and resolves once it logs that the main and admin listeners
- * are up. Killed when the test ends if still running.
+ * are up and its start-up summary. Killed when the test ends if still running.
  */
-export async function spawnServer (t: Test, env: Record<string, string>, command?: string[]): Promise<ServerProcess> {
+export async function spawnServer (t: Test, env: Record<string, string>, command?: string[], cwd = serverDirectory()): Promise<ServerProcess> {
   command ??= await serverCommand()
   const port = Number(env.PORT ?? await closedPort())
   const adminPort = Number(env.ADMIN_PORT ?? await closedPort())
   const child = spawn(command[0], command.slice(1), {
-    cwd: root,
+    cwd,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(port), ADMIN_PORT: String(adminPort) },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -112,7 +126,9 @@ export async function spawnServer (t: Test, env: Record<string, string>, command
   const listening = (p: number): boolean => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${p}` || line.msg === `Server listening at https://127.0.0.1:${p}`)
   let gone = false
   exited.then(() => { gone = true }, () => {})
-  await until(() => gone || (listening(port) && listening(adminPort)), 30_000, `the proxy to listen on ${port} and ${adminPort}\n${output}`)
+  // the summary line (src/startup-summary.ts) comes once every listener is up, after the warnings
+  const started = (): boolean => lines.some(line => typeof line.msg === 'string' && line.msg.startsWith('immich-proxy started: '))
+  await until(() => gone || (listening(port) && listening(adminPort) && started()), 30_000, `the proxy to listen on ${port} and ${adminPort}\n${output}`)
   if (gone) throw new Error(`the proxy exited before listening:\n${output}`)
   return { child, port, adminPort, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, lines, output: () => output, exited }
 }
