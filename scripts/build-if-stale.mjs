@@ -51,7 +51,8 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   if (stale.length === 0) {
     console.error('immich-proxy: build up to date')
   } else {
-    console.error(`immich-proxy: building (${stale.length > 3 ? `${stale.slice(0, 3).join(', ')} and ${stale.length - 3} more` : stale.join(', ')} changed)`)
+    const named = stale.length > 3 ? `${stale.slice(0, 3).join(', ')} and ${stale.length - 3} more` : stale.join(', ')
+    console.error(`immich-proxy: building (newer than the last build, or missing: ${named})`)
     const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' })
     process.exitCode = build.status ?? 1
   }
