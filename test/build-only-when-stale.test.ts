@@ -16,9 +16,12 @@ async function run (command: string, args: string[], cwd: string): Promise<{ std
   })
 }
 
-/** Sets `file`'s mtime a few seconds past the bundle's: newer, whatever the clock's resolution. */
+/**
+ * Sets `file`'s mtime past the bundle's, as an edit after the build would, but not ahead of the
+ * clock (a file from the future would stay newer than the next build too).
+ */
 function touchAfterBuild (dir: string, file: string): void {
-  const later = new Date(statSync(join(dir, 'dist/immich-proxy.cjs')).mtimeMs + 5000)
+  const later = new Date(Math.max(Date.now(), Math.ceil(statSync(join(dir, 'dist/immich-proxy.cjs')).mtimeMs) + 1))
   utimesSync(join(dir, file), later, later)
 }
 
