@@ -16,13 +16,17 @@ WORKDIR /app
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY package.json ./
-# the image's own unprivileged user; ports inside stay above 1024 (8080 HTTP or 8443 HTTPS,
-# HTTP_PORT for redirects when set, 9090 admin on loopback)
-USER node
+COPY deploy/docker-entrypoint.sh ./deploy/
+# Starts as root for the entrypoint alone: it copies certificate files the node user may not read
+# (certbot's privkey.pem is root's, 0600) to a tmpfs folder for it, then runs the CMD as node
+# (setpriv) in its place. Ports inside stay above 1024 (8080 HTTP or 8443 HTTPS, HTTP_PORT for
+# redirects when set, 9090 admin on loopback).
 EXPOSE 8443 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "dist/immich-proxy.cjs", "--healthcheck"]
-# node is PID 1 and handles SIGTERM itself (close-with-grace in src/server.ts: drain, then exit 0).
+ENTRYPOINT ["/app/deploy/docker-entrypoint.sh"]
+# node is PID 1 (the entrypoint execs it) and handles SIGTERM itself (close-with-grace in
+# src/server.ts: drain, then exit 0).
 # dist/immich-proxy.cjs is the server in one file (scripts/bundle.mjs): about 40 % faster to start.
 # --expose-gc lets the forwarder collect the young generation every 8 MiB it moves, so the buffers
 # of finished chunks are freed before they pile up (plugins/lib/young-collection.ts).

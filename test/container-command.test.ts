@@ -1,11 +1,12 @@
 // The container's command, exactly as the Dockerfile gives it (no Docker engine runs here):
-// the final stage's CMD and HEALTHCHECK run from the repository root (the image's WORKDIR holds
-// the same dist/ and node_modules/) with the image's ENV and a literal environment. It proxies,
-// passes its own health check, and stops cleanly on SIGTERM, as PID 1 must.
+// the final stage's ENTRYPOINT, CMD and HEALTHCHECK run from the repository root (the image's
+// WORKDIR holds the same dist/, node_modules/ and deploy/) with the image's ENV and a literal
+// environment. It proxies as an unprivileged user, passes its own health check, and stops
+// cleanly on SIGTERM, as PID 1 must.
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { request } from 'undici'
 import { EnvSchema } from '../src/config.js'
 import { parseDuration } from '../src/nginx-units.js'
@@ -38,8 +39,18 @@ function execForm (args: string): string[] {
 const stage = finalStage(readFileSync(join(root, 'Dockerfile'), 'utf8'))
 const only = (keyword: string): Instruction[] => stage.filter(instruction => instruction.keyword === keyword)
 
-t.test('the image runs as a non-root user on ports above 1024', async t => {
-  t.same(only('USER').map(instruction => instruction.args), ['node'])
+/** A path in the image, where the repository root stands for its WORKDIR. */
+function inRepository (path: string): string {
+  const workdir = only('WORKDIR').at(-1)?.args ?? '/'
+  return path.startsWith('/') ? join(root, relative(workdir, path)) : path
+}
+
+t.test('the image starts its entrypoint as root, which runs the proxy as node, on ports above 1024', async t => {
+  // root only until the entrypoint has handed over certificate files node cannot read
+  t.same(only('USER').map(instruction => instruction.args), [], 'no USER: the entrypoint starts as root')
+  const entrypoint = only('ENTRYPOINT').map(instruction => execForm(instruction.args))
+  t.same(entrypoint, [['/app/deploy/docker-entrypoint.sh']], 'the entrypoint script, exec form')
+  t.match(readFileSync(inRepository(entrypoint[0][0]), 'utf8'), /^user=\$\{IMMICH_PROXY_USER:-node\}$/m, 'whose user is node')
   const ports = only('EXPOSE').flatMap(instruction => instruction.args.split(/\s+/)).map(port => Number(port.replace(/\/tcp$/, '')))
   t.ok(ports.length > 0, `exposes ${ports.join(', ')}`)
   for (const port of ports) t.ok(port > 1024 && port <= 65535, `${port} needs no privilege`)
@@ -64,10 +75,14 @@ t.test('docker stop gives the drain its SHUTDOWN_TIMEOUT before it kills', async
   t.ok(graceMs > drainMs, `stop_grace_period ${grace ?? '10s (Docker\'s default)'} is longer than SHUTDOWN_TIMEOUT's default ${String(EnvSchema.properties.SHUTDOWN_TIMEOUT.default)}`)
 })
 
-t.test('CMD proxies, HEALTHCHECK passes, SIGTERM exits 0', async t => {
+t.test('ENTRYPOINT and CMD proxy as an unprivileged user, HEALTHCHECK passes, SIGTERM exits 0', async t => {
   const cmds = only('CMD')
   t.equal(cmds.length, 1, 'one CMD in the final stage')
-  const command = execForm(cmds[0].args)
+  const entrypoints = only('ENTRYPOINT')
+  t.equal(entrypoints.length, 1, 'one ENTRYPOINT in the final stage')
+  // `nobody` stands in for the image's node user; tap's NODE_OPTIONS hook is left out, as it
+  // would have the unprivileged proxy write into .tap/ (EACCES, exit 1)
+  const command = ['env', '-u', 'NODE_OPTIONS', ...execForm(entrypoints[0].args).map(inRepository), ...execForm(cmds[0].args)]
   const healthcheck = only('HEALTHCHECK')
   t.equal(healthcheck.length, 1, 'one HEALTHCHECK')
   const checkArgs = /\bCMD\s+(\[.*\])$/.exec(healthcheck[0].args)?.[1]
@@ -86,7 +101,9 @@ t.test('CMD proxies, HEALTHCHECK passes, SIGTERM exits 0', async t => {
   })
   const env = { ...imageEnv, UPSTREAM_URL: upstream.url }
   // in the image's WORKDIR, the repository root here: CMD names the bundle by a relative path
-  const proxy = await spawnServer(t, env, command, root)
+  const proxy = await spawnServer(t, { ...env, IMMICH_PROXY_USER: 'nobody' }, command, root)
+  const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${String(proxy.child.pid)}/status`, 'utf8'))?.[1]
+  t.not(uid, '0', `the proxy runs as uid ${String(uid)}, not root`)
   const fullEnv = { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(proxy.port), ADMIN_PORT: String(proxy.adminPort) }
 
   const response = await request(proxy.url + '/api/albums?shared=true')

@@ -4,10 +4,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
@@ -242,12 +242,6 @@ export async function overload (ms: number, sliceMs = 100): Promise<void> {
   }
 }
 
-function typescriptSources (dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter(entry => entry.isFile() && entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts'))
-    .map(entry => join(entry.parentPath, entry.name))
-}
-
 function mtime (path: string): number {
   try {
     return statSync(path).mtimeMs
@@ -257,23 +251,10 @@ function mtime (path: string): number {
 }
 
 /**
- * Sources whose dist/ output or whose bundle is missing or older than they are, or than the
- * build's configuration (the tsconfig files, the bundle script, the installed packages' lock).
- */
-export function staleOutputs (): string[] {
-  const config = Math.max(mtime(join(root, 'tsconfig.json')), mtime(join(root, 'tsconfig.build.json')))
-  const bundle = mtime(join(root, START_ENTRY))
-  const bundleStale = bundle < Math.max(config, mtime(join(root, 'scripts/bundle.mjs')), mtime(join(root, 'package-lock.json')), mtime(join(root, 'node_modules/.package-lock.json')))
-  return ['src', 'plugins'].flatMap(dir => typescriptSources(join(root, dir))).filter(source => {
-    const output = mtime(join(root, 'dist', relative(root, source).replace(/\.ts$/, '.js')))
-    return output < mtime(source) || output < config || bundle < mtime(source) || bundleStale
-  })
-}
-
-/**
  * `npm run build` (the Dockerfile's build step) when dist/ is missing or older than the sources,
- * once at a time across test processes (a directory as the lock). Rejects with tsc's output if
- * the build fails, as `docker build` would.
+ * by the rule `npm start` follows (scripts/build-if-stale.mjs), once at a time across test
+ * processes (a directory as the lock). Rejects with tsc's output if the build fails, as
+ * `docker build` would.
  */
 export async function ensureBuilt (): Promise<void> {
   const lock = join(tmpdir(), `immich-proxy-build-${createHash('sha1').update(root).digest('hex').slice(0, 12)}.lock`)
@@ -292,9 +273,8 @@ export async function ensureBuilt (): Promise<void> {
     }
   }
   try {
-    if (staleOutputs().length === 0) return
     await new Promise<void>((resolve, reject) => {
-      execFile('npm', ['run', 'build'], { cwd: root, timeout: 170_000 }, (error, stdout, stderr) => {
+      execFile(process.execPath, ['scripts/build-if-stale.mjs'], { cwd: root, timeout: 170_000 }, (error, stdout, stderr) => {
         if (error === null) resolve()
         else reject(new Error(`npm run build failed:\n${stdout}${stderr}`))
       })
