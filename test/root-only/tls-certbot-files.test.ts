@@ -1,16 +1,17 @@
 // The image's entrypoint (deploy/docker-entrypoint.sh) with certbot's files as certbot leaves them:
 // privkey.pem root's, 0600, in root-only folders, live/<domain>/*.pem symlinks into
 // ../../archive/. The proxy must serve them as an unprivileged user, follow a renewal without a
-// restart, and stop on SIGTERM with nothing left behind. Run as root, as the container starts;
+// restart, and stop on SIGTERM with nothing left behind. Runs as root, as the container starts
+// (`npm run test:root`, which .ci/run calls; `npm test` does not, so it passes without root);
 // `nobody` stands in for the image's `node` user.
 import t from 'tap'
 import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
-import { startUpstream } from './helper.js'
-import { root, serverCommand, spawnServer, until } from './helpers/ops.js'
-import { certificateServedWithin, handshake, makeCertificate, type TestCertificate } from './helpers/tls.js'
-import { within } from './helpers/websocket.js'
+import { startUpstream } from '../helper.js'
+import { root, serverCommand, spawnServer, until } from '../helpers/ops.js'
+import { certificateServedWithin, handshake, makeCertificate, type TestCertificate } from '../helpers/tls.js'
+import { within } from '../helpers/websocket.js'
 
 const entrypoint = join(root, 'deploy/docker-entrypoint.sh')
 
