@@ -14,7 +14,10 @@ FROM node:26-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
-COPY --from=build --chown=root:root /app/dist ./dist
+# the bundle is all the CMD runs (dist/src and dist/plugins are the library build for apps that
+# embed the plugins, with maps to sources the image does not hold); its map is kept for
+# node --enable-source-maps
+COPY --from=build --chown=root:root /app/dist/immich-proxy.cjs /app/dist/immich-proxy.cjs.map /app/dist/immich-proxy.cjs.LEGAL.txt ./dist/
 COPY package.json ./
 COPY deploy/docker-entrypoint.sh ./deploy/
 # Starts as root for the entrypoint alone: it copies certificate files the node user may not read
