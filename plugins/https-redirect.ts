@@ -2,7 +2,10 @@
 // body kept, unlike 301/302), except `/.well-known/immich`, which the mobile app may probe over
 // HTTP and which is proxied by the well-known plugin registered before this one, and
 // `/.well-known/acme-challenge/`, kept free for ACME http-01 (404 until a plugin answers there).
+// A body is never invited, read or judged here: the client sends it again to HTTPS.
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 
 export interface HttpsRedirectOptions {
   /** The port clients reach HTTPS on (the published one, not the container's). Default 443. */
@@ -19,19 +22,53 @@ function hostname (host: string | undefined): string | undefined {
   return HOST.exec(host ?? '')?.[1]
 }
 
+/** RFC 9112 §6.3: a request has a body when it declares a length over 0 or a transfer coding. */
+function announcesBody (request: FastifyRequest): boolean {
+  const length = request.headers['content-length']
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+/**
+ * Ends the exchange with `answer`, leaving any body unread. The connection then closes, so that
+ * the client does not send the body into it (Node would read and drop every byte of it before
+ * the connection could carry another request).
+ */
+async function answerUnread (request: FastifyRequest, reply: FastifyReply, answer: (reply: FastifyReply) => void): Promise<FastifyReply> {
+  if (announcesBody(request)) reply.header('connection', 'close')
+  answer(reply)
+  return reply
+}
+
 export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, opts) {
   const port = opts.httpsPort ?? 443
   const suffix = port === 443 ? '' : `:${port}`
 
-  fastify.all('/.well-known/acme-challenge/*', (request, reply) => {
-    reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No ACME challenge is served here' })
-  })
+  // Node answers `Expect: 100-continue` itself unless someone listens for it: the interim answer
+  // is withheld, and Node closes such a connection after the final one. A listener someone else
+  // installed keeps the job (two would hand every request on twice).
+  const server = fastify.server
+  if (server.listenerCount('checkContinue') === 0) {
+    const withoutInvitation = (req: IncomingMessage, res: ServerResponse): void => { server.emit('request', req, res) }
+    server.on('checkContinue', withoutInvitation)
+    fastify.addHook('onClose', async () => { server.off('checkContinue', withoutInvitation) })
+  }
 
-  fastify.all('/*', (request, reply) => {
-    const name = hostname(request.headers.host)
-    if (name === undefined) {
-      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'A valid Host header is needed to redirect to HTTPS' })
-    }
-    reply.code(308).header('location', `https://${name}${suffix}${request.url}`).send()
-  })
+  const notFound = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+    await answerUnread(request, reply, reply => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No ACME challenge is served here' }))
+  const redirect = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+    await answerUnread(request, reply, reply => {
+      const name = hostname(request.headers.host)
+      if (name === undefined) {
+        reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'A valid Host header is needed to redirect to HTTPS' })
+      } else {
+        reply.code(308).header('location', `https://${name}${suffix}${request.url}`).send()
+      }
+    })
+
+  // Answered in onRequest, the stage before Fastify's body parsing (which would turn away an
+  // unknown media type with 415, bad JSON with 400, a large text with 413). The handler is the
+  // same function because Fastify requires one; the hook has always answered by then.
+  const method = fastify.supportedMethods
+  fastify.route({ method, url: '/.well-known/acme-challenge/*', onRequest: notFound, handler: notFound })
+  fastify.route({ method, url: '/*', onRequest: redirect, handler: redirect })
 }, { name: 'immich-proxy-https-redirect', fastify: '5.x' })

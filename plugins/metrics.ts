@@ -6,7 +6,10 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { AccessKeyRefused, RequestDone, RequestStarted, WebSocketClosed } from './lib/events.js'
 
 export interface MetricsOptions {
-  /** Where the metrics are kept. Default: a new registry, with Node's process metrics. */
+  /**
+   * Where the metrics are kept. Default: a new registry, with prom-client's Node and process
+   * metrics under their usual names (`process_*`, `nodejs_*`), the ones stock Node dashboards query.
+   */
   registry?: Registry
 }
 
@@ -16,7 +19,7 @@ function statusClass (statusCode: number): string {
 
 export default fp<MetricsOptions>(async function metrics (fastify, opts) {
   const registry = opts.registry ?? new Registry()
-  if (opts.registry === undefined) collectDefaultMetrics({ register: registry, prefix: 'immich_proxy_' })
+  if (opts.registry === undefined) collectDefaultMetrics({ register: registry })
   const registers = [registry]
 
   const requests = new Counter({ name: 'immich_proxy_requests_total', help: 'Requests answered, by status class (aborted: no response was sent)', labelNames: ['status_class'], registers })
