@@ -7,6 +7,8 @@ import { request } from 'undici'
 /** Sent with the check at start, so that Immich's log (and a test's stand-in) can tell it apart. */
 export const STARTUP_CHECK_USER_AGENT = 'immich-proxy (start-up check)'
 
+const PING_BODY_LIMIT = 1024
+
 /** undefined when Immich answered pong within `timeoutMs`, else what went wrong. */
 export async function pingFailure (upstream: string, timeoutMs: number, headers: Record<string, string> = {}): Promise<string | undefined> {
   try {
@@ -17,9 +19,15 @@ export async function pingFailure (upstream: string, timeoutMs: number, headers:
       // the connection attempt too: an address that drops packets would otherwise take 10 s
       signal: AbortSignal.timeout(timeoutMs)
     })
-    const body = await response.body.text()
+    // Immich's answer is 15 bytes; whatever else answers there is read no further than this
+    let body = ''
+    for await (const chunk of response.body) {
+      body += String(chunk)
+      if (body.length >= PING_BODY_LIMIT) break
+    }
+    response.body.destroy()
     if (response.statusCode === 200 && body.includes('pong')) return undefined
-    return `status ${response.statusCode}`
+    return response.statusCode === 200 ? 'status 200, but not Immich\'s pong' : `status ${response.statusCode}`
   } catch (error) {
     const cause = error as NodeJS.ErrnoException
     return cause.code ?? cause.name

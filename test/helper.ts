@@ -18,12 +18,20 @@ export interface Upstream {
 
 export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse) => void
 
-/** A real HTTP server on an ephemeral port; closed (with its connections) when the test ends. */
-export async function startUpstream (t: Test, handler: UpstreamHandler): Promise<Upstream> {
+/**
+ * A real HTTP server on an ephemeral port; closed (with its connections) when the test ends.
+ * The proxy's own check at start (src/immich-ping.ts) is answered here as Immich answers it, and
+ * neither counted nor handed to `handler`: tests see what their clients sent, and a handler that
+ * serves 4 GiB to any GET is not asked for it. `handler` gets it too with `startupCheck: 'handler'`.
+ */
+export async function startUpstream (t: Test, handler: UpstreamHandler, options: { startupCheck?: 'pong' | 'handler' } = {}): Promise<Upstream> {
   const requests: IncomingMessage[] = []
   const server = createServer((req, res) => {
-    // the proxy's own check at start (src/immich-ping.ts) is answered but not counted: tests
-    // count what their clients sent
+    if (req.headers['user-agent'] === STARTUP_CHECK_USER_AGENT && options.startupCheck !== 'handler') {
+      res.setHeader('content-type', 'application/json')
+      res.end('{"res":"pong"}')
+      return
+    }
     if (req.headers['user-agent'] !== STARTUP_CHECK_USER_AGENT) requests.push(req)
     handler(req, res)
   })

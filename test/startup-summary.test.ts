@@ -19,7 +19,7 @@ t.test('self-signed TLS, a redirect listener and access keys: one line says so, 
   const upstream = await startUpstream(t, (req, res) => {
     if (req.headers['user-agent'] === STARTUP_CHECK_USER_AGENT) checks.push(`${req.method ?? ''} ${req.url ?? ''}`)
     res.end('{"res":"pong"}')
-  })
+  }, { startupCheck: 'handler' })
   const httpPort = await closedPort()
   const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url, TLS_SELF_SIGNED: 'true', HTTP_PORT: String(httpPort), ACCESS_KEY: 'k3y-one,k3y-two', BODY_LIMIT: '10m' })
   t.same(summaries(proxy.lines), [
@@ -56,7 +56,7 @@ t.test('TLS files, HTTP/2 off, a key file, no body limit, and Immich down: a war
 })
 
 t.test('plain HTTP, no key, and an upstream that is not Immich: the warning says what it answered', async t => {
-  const upstream = await startUpstream(t, (req, res) => { res.statusCode = 404; res.end('not here') })
+  const upstream = await startUpstream(t, (req, res) => { res.statusCode = 404; res.end('not here') }, { startupCheck: 'handler' })
   const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url })
   t.same(summaries(proxy.lines), [
     `immich-proxy started: Immich at ${upstream.url}; TLS off, HTTP/2 off, access key off, body limit 50000M; ` +
@@ -64,4 +64,18 @@ t.test('plain HTTP, no key, and an upstream that is not Immich: the warning says
   ])
   await until(() => proxy.lines.some(line => String(line.msg).startsWith('Immich does not answer')), 10_000, `the check's warning\n${proxy.output()}`)
   t.match(proxy.output(), `Immich does not answer GET /api/server/ping at UPSTREAM_URL=${upstream.url} (status 404)`)
+})
+
+t.test('an upstream that answers 200 with an endless body: read no further than a little, and said so', async t => {
+  let closed = false
+  const upstream = await startUpstream(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    const timer = setInterval(() => res.write(Buffer.alloc(16 * 1024, 'x')), 5)
+    res.on('close', () => { clearInterval(timer); closed = true })
+  }, { startupCheck: 'handler' })
+  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url })
+  await until(() => proxy.lines.some(line => String(line.msg).startsWith('Immich does not answer')), 10_000, `the check's warning\n${proxy.output()}`)
+  t.match(proxy.output(), `Immich does not answer GET /api/server/ping at UPSTREAM_URL=${upstream.url} (status 200, but not Immich's pong)`)
+  await until(() => closed, 5000, 'the check to let go of the answer')
+  t.ok(closed, 'the check closed the answer it did not need')
 })
