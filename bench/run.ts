@@ -1,4 +1,4 @@
-// `npm run bench`: immich-proxy against what users would run instead (issue 5), on this
+// `npm run bench`: immich-proxy against what users would run instead, on this
 // machine, in one run. Each proxy is pinned to core 0 with one worker; wrk, the other clients
 // and the upstream share core 1. Every figure is taken for every target in turn (A B C … A B C
 // …), in rounds, and reported as median and spread; the machine changes speed over minutes, so
@@ -85,7 +85,7 @@ function machine (): Record<string, string> {
   }
 }
 
-/** MB as 10^6 bytes, kB as 10^3: the units of the issue's table. */
+/** MB as 10^6 bytes, kB as 10^3: the units of docs/performance.md. */
 const MB = 1e6
 
 async function main (): Promise<void> {

@@ -17,7 +17,7 @@ export default fp<ProxyOptions>(async function proxy (fastify, opts) {
 
   // not silent: without the flag, big transfers run at about half speed and hold ~60 MB more
   if (!collectionsAvailable()) {
-    fastify.log.warn('node runs without --expose-gc: transfers will be slower and use more memory (see README, "Memory of transfers")')
+    fastify.log.warn('node runs without --expose-gc: transfers will be slower and use more memory (see docs/design.md, "Memory of transfers")')
   }
 }, {
   name: 'immich-proxy-proxy',

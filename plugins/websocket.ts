@@ -2,7 +2,7 @@
 // Upgrade requests are sent through Fastify's router, as @fastify/websocket does, so the guards
 // registered before this plugin (forwarded headers, access key) run for them exactly as for any
 // request; the route handler of the proxy is then swapped for the tunnel (lib/websocket-tunnel.ts).
-// Why a tunnel and not @fastify/websocket's terminate-and-bridge: see README, "Design notes".
+// Why a tunnel and not @fastify/websocket's terminate-and-bridge: see docs/design.md.
 // Only WebSocket handshakes are tunnelled. Any other offer (curl --http2 asks for `Upgrade: h2c`
 // on every plain-http request, uploads included) is declined, as RFC 9110 §7.8 lets a server do,
 // and the request goes on as ordinary HTTP: Immich only speaks WebSocket after an upgrade, and

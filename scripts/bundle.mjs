@@ -1,7 +1,7 @@
 // The server as users run it (npm start, the container, the immich-proxy bin): src/server.ts and
 // everything it imports in one file, dist/immich-proxy.cjs. Node then reads one file instead of
 // ~700 (fastify alone pulls in all of ajv and semver, TypeBox is 266), which takes 40-45 % off
-// the start-up to the first answer (issue 5; test/bundle-self-contained.test.ts keeps it so).
+// the start-up to the first answer (docs/design.md; test/bundle-self-contained.test.ts keeps it so).
 // The library build (dist/src, dist/plugins) stays unbundled ES modules for apps that embed the
 // plugins.
 //

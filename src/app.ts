@@ -1,5 +1,5 @@
 // The whole proxy as one Fastify plugin. The order below is the request's path through it
-// (shared/DESIGN.md): each plugin's hooks run in this order for every request and upgrade.
+// (docs/design.md): each plugin's hooks run in this order for every request and upgrade.
 import type { FastifyPluginAsync } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'

@@ -1,4 +1,4 @@
-// The configuration contract (shared/DESIGN.md): every setting is an environment variable, read
+// The configuration contract: every setting is an environment variable, read
 // once, validated here, and turned into typed options for src/app.ts. The schema is the single
 // source of truth: its defaults, descriptions, hints and examples also feed the error messages.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'

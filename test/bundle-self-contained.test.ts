@@ -1,6 +1,6 @@
 // The bundle `npm start` runs (scripts/bundle.mjs) carries the proxy's code and its packages in
 // one file, all but pino (whose worker transports need its own directory). A start that reads
-// fastify, TypeBox or undici from node_modules again has lost what the bundle is for (issue 5):
+// fastify, TypeBox or undici from node_modules again has lost what the bundle is for (docs/design.md):
 // a require esbuild cannot follow is enough to bring ~290 files back.
 import t from 'tap'
 import { once } from 'node:events'

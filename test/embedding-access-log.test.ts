@@ -1,5 +1,5 @@
-// The README's embedding example, run as it is written there (the built package, reached by its
-// name): the app's access log comes through the server's logger, one line per request for
+// The example of docs/embedding.md, run as it is written there (the built package, reached by
+// its name): the app's access log comes through the server's logger, one line per request for
 // Immich's host. A host app with a logger of its own gets the lines in its own log.
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -25,17 +25,17 @@ async function get (port: number, host: string, path: string): Promise<number | 
   return res.statusCode
 }
 
-function readmeExample (): string {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8')
-  const section = readme.slice(readme.indexOf('\n## Embedding'))
+function documentedExample (): string {
+  const doc = readFileSync(join(root, 'docs', 'embedding.md'), 'utf8')
+  const section = doc.slice(doc.indexOf('\n## Example'))
   const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1]
-  if (code === undefined) throw new Error('no ts block in the README\'s Embedding section')
+  if (code === undefined) throw new Error('no ts block in the Example section of docs/embedding.md')
   return code
 }
 
-t.test('the README\'s example logs one access line per request for Immich\'s host', async t => {
+t.test('the documented example logs one access line per request for Immich\'s host', async t => {
   await ensureBuilt()
-  const example = readmeExample()
+  const example = documentedExample()
   const listen = "await server.listen({ host: '0.0.0.0', port: 8080 })"
   t.ok(example.includes(listen), 'the example listens on 8080, which the test replaces with a free port')
   // inside the repository (tap's fixtures folder), so that `immich-proxy` resolves to this package

@@ -4,7 +4,7 @@ import { rawExchange, startUpstream } from './helper.js'
 import { startRedirectListener } from './helpers/tls.js'
 
 // HTTP_PORT beside HTTPS: browsers typing the bare name land on HTTPS; the mobile app's probe of
-// /.well-known/immich over HTTP still reaches Immich; ACME's path is kept for a later issue.
+// /.well-known/immich over HTTP still reaches Immich; ACME's path is left free (404).
 async function setUp (t: Test, env: Record<string, string> = {}) {
   const upstream = await startUpstream(t, (req, res) => {
     res.setHeader('content-type', 'application/json')

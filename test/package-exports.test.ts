@@ -20,7 +20,7 @@ async function exec (file: string, args: string[], cwd: string, env: Record<stri
   })
 }
 
-// The consumer: the README's embedding example (a host app with its own routes, Immich for one
+// The consumer: the embedding example of docs/embedding.md (a host app with its own routes, Immich for one
 // host name), then a plugin used on its own and the types checked.
 const CONSUMER = `import Fastify from 'fastify'
 import { request } from 'node:http'

@@ -1,5 +1,5 @@
 // plugins/lib/upstream.ts loads undici's pool and header helper by file, not through the index
-// (start-up time and memory, issue 5). This fails should an undici update move or change them.
+// (start-up time and memory, docs/design.md). This fails should an undici update move or change them.
 import t from 'tap'
 import { createRequire } from 'node:module'
 import { Pool, util } from 'undici'

@@ -1,5 +1,5 @@
 // One request to Immich and its answer back, on undici's dispatch API: the lean path that replaced
-// @fastify/http-proxy/reply-from on every proxied request (issue 5). Per request it makes one
+// @fastify/http-proxy/reply-from on every proxied request (docs/design.md). Per request it makes one
 // header object each way and one handler, plus a Readable for an answer longer than a read;
 // reply-from also rebuilt the URL three times, copied the headers twice and went through
 // undici's promise-returning request() with its own body stream. The answer still goes out

@@ -4,8 +4,8 @@
 // chunks pile up as "external memory" until V8's own limit for it sends it into slower, fuller
 // collections. The forwarder knows how many bytes it has moved: after every NUDGE_BYTES it asks
 // V8 for a young-generation collection, which is quick when nearly everything in it is dead,
-// and the chunks' memory comes back at once. Measured on 2 GiB through one core (README,
-// "Performance"): downloads 950 -> 1 320 MB/s, uploads 640 -> 1 450 MB/s, and the proxy's
+// and the chunks' memory comes back at once. Measured on 2 GiB through one core (docs/design.md,
+// "Memory of transfers"): downloads 950 -> 1 320 MB/s, uploads 640 -> 1 450 MB/s, and the proxy's
 // memory during the transfer ~10 MB above idle instead of ~40. Every 4 MiB gained nothing more;
 // every 32 MiB gained nothing at all (V8 got there first).
 //
