@@ -27,7 +27,7 @@ t.test('cancelled while queued, an HTTP/2 request never reaches Immich', async t
   t.teardown(async () => await insecure.close())
 
   const slow = statusWith(`${origin}/slow`, undefined, insecure)
-  await waitFor(() => upstream.requests.length === 1, 5000, 'the slow request to hold the connection')
+  await waitFor(() => upstream.requests.length === 1, 30_000, 'the slow request to hold the connection')
   const session = connect(origin, { rejectUnauthorized: false })
   session.on('error', () => {})
   const streams = Array.from({ length: 5 }, (_, i) => session.request({ ':path': `/api/assets/${i}/thumbnail` }).on('error', () => {}))

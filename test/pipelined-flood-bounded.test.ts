@@ -50,7 +50,7 @@ t.test('5000 pipelined requests behind a slow one: read no further than one read
   socket.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
   // warms the proxy up on this connection, so the figure below is what the queue costs
   for (let i = 0; i < 50; i++) socket.write(`GET /api/warm?seq=${i} HTTP/1.1\r\nHost: immich.test\r\n\r\n`)
-  await waitFor(() => received.includes('seq 49'), 5000, 'the warm-up answers')
+  await waitFor(() => received.includes('seq 49'), 30_000, 'the warm-up answers')
   received = ''
   const before = rss(pid)
 
@@ -58,7 +58,7 @@ t.test('5000 pipelined requests behind a slow one: read no further than one read
   for (let i = 0; i < PIPELINED; i++) flood += `GET /api/assets?seq=${i} HTTP/1.1\r\nHost: immich.test\r\n\r\n`
   flood += 'GET /api/assets?seq=last HTTP/1.1\r\nHost: immich.test\r\nConnection: close\r\n\r\n'
   socket.write(flood)
-  await waitFor(() => releaseSlow !== undefined, 5000, 'the slow request at Immich')
+  await waitFor(() => releaseSlow !== undefined, 30_000, 'the slow request at Immich')
   // time for the proxy to read what it will of the rest while the slow answer holds them back
   await new Promise(resolve => setTimeout(resolve, 1000))
   const grown = rss(pid) - before
@@ -66,7 +66,7 @@ t.test('5000 pipelined requests behind a slow one: read no further than one read
   // to the kernel by the client
   const unread = queuedBytes(proxy.port).received + queuedBytes(socket.localPort as number).unsent + socket.writableLength
   releaseSlow?.()
-  await waitFor(() => socket.readableEnded, 8000, 'every answer and the end of the connection')
+  await waitFor(() => socket.readableEnded, 90_000, 'every answer and the end of the connection')
 
   const bodies = received.split(/HTTP\/1\.1 200 OK\r\n[\s\S]*?\r\n\r\n/).filter(body => body !== '')
   const expected = ['slow', ...Array.from({ length: PIPELINED }, (_, i) => `seq ${i}`), 'seq last']
