@@ -4,7 +4,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -36,6 +36,9 @@ let emptyDirectory: string | undefined
 export function serverDirectory (): string {
   if (emptyDirectory === undefined) {
     const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-cwd-'))
+    // mkdtemp makes it 0700: a server the test runs as another user (test/root-only) must be able
+    // to look for its .env there, as the image's node user can in /app
+    chmodSync(dir, 0o755)
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
     emptyDirectory = dir
   }
