@@ -2,52 +2,38 @@
 // record as in the JSON (a request used to take ten): the real entry point under `script`
 // (util-linux), which gives it a pseudo-terminal for stdout.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { serverDirectory, serverCommand, until } from './helpers/ops.js'
+import { serverDirectory, serverCommand, spawnLogged, until } from './helpers/ops.js'
 import { closedPort, within } from './helpers/websocket.js'
 
 t.test('on a terminal the log lines are pretty-printed, one line per record', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('{"res":"pong"}'))
   const port = await closedPort()
   // `exec`: the proxy replaces script's shell, so that it is script's only child
-  const child = spawn('script', ['-qfec', `exec ${(await serverCommand()).join(' ')}`, '/dev/null'], {
-    cwd: serverDirectory(),
-    env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(await closedPort()) },
-    stdio: ['pipe', 'pipe', 'pipe']
-  })
-  const exited = once(child, 'exit')
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGKILL')
-    await exited
-  })
-  let output = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const { child, output, exited } = spawnLogged(t, ['script', '-qfec', `exec ${(await serverCommand()).join(' ')}`, '/dev/null'], serverDirectory(),
+    { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(await closedPort()) }, 'pipe')
 
-  await until(() => output.includes(`INFO: Server listening at http://127.0.0.1:${port}`), 30_000, `the proxy to listen\n${output}`)
+  await until(() => output().includes(`INFO: Server listening at http://127.0.0.1:${port}`), 30_000, `the proxy to listen\n${output()}`)
   const response = await request(`http://127.0.0.1:${port}/api/server/ping?key=share-secret`)
   t.equal(response.statusCode, 200)
   await response.body.dump()
-  await until(() => output.includes('INFO: request'), 5000, `the request line\n${output}`)
+  await until(() => output().includes('INFO: request'), 5000, `the request line\n${output()}`)
 
   const proxyPid = Number(readFileSync(`/proc/${child.pid as number}/task/${child.pid as number}/children`, 'utf8').trim())
   process.kill(proxyPid, 'SIGTERM')
-  const [code] = await within(exited, 10_000, 'the exit')
+  const { code } = await within(exited, 10_000, 'the exit')
   t.equal(code, 0, 'SIGTERM: exit 0')
 
-  const lines = output.split(/\r?\n/).filter(line => line !== '')
+  const lines = output().split(/\r?\n/).filter(line => line !== '')
   t.notOk(lines.some(line => line.startsWith('{')), 'no JSON line')
-  t.ok(lines.every(line => /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d{4}\] [A-Z]+: /.test(line)), `every line is a record of its own: a time stamp, the level and the message\n${output}`)
+  t.ok(lines.every(line => /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d{4}\] [A-Z]+: /.test(line)), `every line is a record of its own: a time stamp, the level and the message\n${output()}`)
   const requestLines = lines.filter(line => line.includes('INFO: request'))
   t.equal(requestLines.length, 1, 'one line for the request')
   t.match(requestLines[0], /INFO: request GET \/api\/server\/ping\?key=\[REDACTED\] 200 \{"reqId":"req-[0-9a-z]+","bytesIn":\d+,"bytesOut":\d+,"durationMs":[\d.]+,"upstreamMs":[\d.]+,"client":"127\.0\.0\.1"\}$/,
     'method, path (the key masked) and status in the message, the figures after it')
-  t.match(output, /INFO: immich-proxy started: Immich at http:\/\/127\.0\.0\.1:\d+; TLS off/, 'the summary, on one line too')
-  t.notMatch(output, /"?(pid|hostname)"?:/, 'pid and hostname left out')
-  t.match(output, /INFO: closed/)
+  t.match(output(), /INFO: immich-proxy started: Immich at http:\/\/127\.0\.0\.1:\d+; TLS off/, 'the summary, on one line too')
+  t.notMatch(output(), /"?(pid|hostname)"?:/, 'pid and hostname left out')
+  t.match(output(), /INFO: closed/)
 })

@@ -2,17 +2,15 @@
 // its name): the app's access log comes through the server's logger, one line per request for
 // Immich's host. A host app with a logger of its own gets the lines in its own log.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
-import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import Fastify, { LogController } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { startUpstream } from './helper.js'
-import { ensureBuilt, root, until, type LogLine } from './helpers/ops.js'
+import { ensureBuilt, root, spawnLogged, until, type LogLine } from './helpers/ops.js'
 import { closedPort, within } from './helpers/websocket.js'
 import { app, parseConfig } from '../src/index.js'
 
@@ -42,39 +40,19 @@ t.test('the documented example logs one access line per request for Immich\'s ho
   const dir = t.testdir({ 'example.mjs': example.replace(listen, "await server.listen({ host: '127.0.0.1', port: Number(process.env.PORT) })") })
   const upstream = await startUpstream(t, (req, res) => res.end('{"res":"pong"}'))
   const port = await closedPort()
-  const child = spawn(process.execPath, [join(dir, 'example.mjs')], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const exited = once(child, 'exit')
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGKILL')
-    await exited
-  })
-  const lines: LogLine[] = []
-  let output = ''
-  createInterface({ input: child.stdout }).on('line', line => {
-    output += line + '\n'
-    try {
-      lines.push(JSON.parse(line) as LogLine)
-    } catch {
-      lines.push({ text: line })
-    }
-  })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
-  await until(() => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${port}`) || child.exitCode !== null, 30_000, `the example to listen\n${output}`)
+  const { child, lines, output, exited } = spawnLogged(t, [process.execPath, join(dir, 'example.mjs')], dir,
+    { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, PORT: String(port) })
+  await until(() => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${port}`) || child.exitCode !== null, 30_000, `the example to listen\n${output()}`)
 
   t.equal(await get(port, 'photos.example.org', '/api/server/ping?key=share-secret'), 200, 'Immich\'s host reaches Immich')
   t.equal(await get(port, 'www.example.org', '/'), 200, 'the host app\'s own route answers')
-  await until(() => lines.some(line => line.msg === 'request'), 5000, `the access line\n${output}`)
+  await until(() => lines.some(line => line.msg === 'request'), 5000, `the access line\n${output()}`)
   child.kill('SIGTERM')
   await within(exited, 10_000, 'the exit')
   const access = lines.filter(line => line.msg === 'request')
   t.equal(access.length, 1, 'one access line, for the request to Immich\'s host')
   t.match(access[0], { level: 30, method: 'GET', path: '/api/server/ping?key=[REDACTED]', status: 200, client: '127.0.0.1' })
-  t.notMatch(output, /share-secret/, 'the share key masked, and in no other line')
+  t.notMatch(output(), /share-secret/, 'the share key masked, and in no other line')
 })
 
 t.test('a host app\'s own logger carries the access lines; with none, nothing is logged and Immich is still served', async t => {

@@ -9,6 +9,7 @@ import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { request } from 'undici'
@@ -71,18 +72,22 @@ export async function startListeners (t: Test, upstream: string, env: Record<str
 /** One stdout line of the proxy: a pino record, or `{ text }` for a line that is not JSON. */
 export type LogLine = Record<string, unknown>
 
-export interface ServerProcess {
+/** A child process whose stdout is read as log lines. */
+export interface LoggedProcess {
   child: ChildProcess
-  port: number
-  adminPort: number
-  url: string
-  adminUrl: string
-  /** stdout lines so far, parsed. */
+  /** stdout lines so far, parsed (a line that is not JSON as `{ text }`). */
   lines: LogLine[]
   /** Everything written to stdout and stderr so far. */
   output: () => string
   /** Resolves with the exit code and signal once the process has exited. */
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+export interface ServerProcess extends LoggedProcess {
+  port: number
+  adminPort: number
+  url: string
+  adminUrl: string
 }
 
 function exitOf (child: ChildProcess): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
@@ -103,11 +108,27 @@ export async function spawnServer (t: Test, env: Record<string, string>, command
   command ??= await serverCommand()
   const port = Number(env.PORT ?? await closedPort())
   const adminPort = Number(env.ADMIN_PORT ?? await closedPort())
-  const child = spawn(command[0], command.slice(1), {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(port), ADMIN_PORT: String(adminPort) },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
+  const spawned = spawnLogged(t, command, cwd, { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(port), ADMIN_PORT: String(adminPort) })
+  const { lines, output, exited } = spawned
+
+  const listening = (p: number): boolean => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${p}` || line.msg === `Server listening at https://127.0.0.1:${p}`)
+  let gone = false
+  exited.then(() => { gone = true }, () => {})
+  // the summary line (src/startup-summary.ts) comes once every listener is up, after the warnings
+  const started = (): boolean => lines.some(line => typeof line.msg === 'string' && line.msg.startsWith('immich-proxy started: '))
+  await until(() => gone || (listening(port) && listening(adminPort) && started()), 30_000, `the proxy to listen on ${port} and ${adminPort}\n${output()}`)
+  if (gone) throw new Error(`the proxy exited before listening:\n${output()}`)
+  return { ...spawned, port, adminPort, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}` }
+}
+
+/**
+ * Runs `command` in `cwd` with exactly `env`, its stdout read as log lines; killed when the test
+ * ends if still running. `stdin: 'pipe'` for a command that needs one (`script`).
+ */
+export function spawnLogged (t: Test, command: string[], cwd: string, env: Record<string, string>, stdin: 'ignore' | 'pipe' = 'ignore'): LoggedProcess {
+  const child = spawn(command[0], command.slice(1), { cwd, env, stdio: [stdin, 'pipe', 'pipe'] })
+  const stdout = child.stdout as Readable
+  const stderr = child.stderr as Readable
   const exited = exitOf(child)
   t.teardown(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return
@@ -116,7 +137,7 @@ export async function spawnServer (t: Test, env: Record<string, string>, command
   })
   const lines: LogLine[] = []
   let output = ''
-  createInterface({ input: child.stdout }).on('line', line => {
+  createInterface({ input: stdout }).on('line', line => {
     output += line + '\n'
     try {
       lines.push(JSON.parse(line) as LogLine)
@@ -124,16 +145,8 @@ export async function spawnServer (t: Test, env: Record<string, string>, command
       lines.push({ text: line })
     }
   })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
-
-  const listening = (p: number): boolean => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${p}` || line.msg === `Server listening at https://127.0.0.1:${p}`)
-  let gone = false
-  exited.then(() => { gone = true }, () => {})
-  // the summary line (src/startup-summary.ts) comes once every listener is up, after the warnings
-  const started = (): boolean => lines.some(line => typeof line.msg === 'string' && line.msg.startsWith('immich-proxy started: '))
-  await until(() => gone || (listening(port) && listening(adminPort) && started()), 30_000, `the proxy to listen on ${port} and ${adminPort}\n${output}`)
-  if (gone) throw new Error(`the proxy exited before listening:\n${output}`)
-  return { child, port, adminPort, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, lines, output: () => output, exited }
+  stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  return { child, lines, output: () => output, exited }
 }
 
 /** The pino records with this message. */
