@@ -6,6 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { declaresBody } from './lib/hop-by-hop.js'
 
 export interface HttpsRedirectOptions {
   /** The port clients reach HTTPS on (the published one, not the container's). Default 443. */
@@ -22,21 +23,13 @@ function hostname (host: string | undefined): string | undefined {
   return HOST.exec(host ?? '')?.[1]
 }
 
-/** RFC 9112 §6.3: a request has a body when it declares a length over 0 or a transfer coding. */
-function announcesBody (request: FastifyRequest): boolean {
-  const length = request.headers['content-length']
-  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
-}
-
 /**
- * Ends the exchange with `answer`, leaving any body unread. The connection then closes, so that
- * the client does not send the body into it (Node would read and drop every byte of it before
- * the connection could carry another request).
+ * Any body is left unread: the connection closes after the answer, so that the client does not
+ * send the body into it (Node would read and drop every byte of it before the connection could
+ * carry another request).
  */
-async function answerUnread (request: FastifyRequest, reply: FastifyReply, answer: (reply: FastifyReply) => void): Promise<FastifyReply> {
-  if (announcesBody(request)) reply.header('connection', 'close')
-  answer(reply)
-  return reply
+function leaveBodyUnread (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return declaresBody(request.headers) ? reply.header('connection', 'close') : reply
 }
 
 export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, opts) {
@@ -54,16 +47,14 @@ export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, o
   }
 
   const notFound = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
-    await answerUnread(request, reply, reply => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No ACME challenge is served here' }))
-  const redirect = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
-    await answerUnread(request, reply, reply => {
-      const name = hostname(request.headers.host)
-      if (name === undefined) {
-        reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'A valid Host header is needed to redirect to HTTPS' })
-      } else {
-        reply.code(308).header('location', `https://${name}${suffix}${request.url}`).send()
-      }
-    })
+    await leaveBodyUnread(request, reply).code(404).send({ statusCode: 404, error: 'Not Found', message: 'No ACME challenge is served here' })
+  const redirect = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const name = hostname(request.headers.host)
+    if (name === undefined) {
+      return await leaveBodyUnread(request, reply).code(400).send({ statusCode: 400, error: 'Bad Request', message: 'A valid Host header is needed to redirect to HTTPS' })
+    }
+    return await leaveBodyUnread(request, reply).code(308).header('location', `https://${name}${suffix}${request.url}`).send()
+  }
 
   // Answered in onRequest, the stage before Fastify's body parsing (which would turn away an
   // unknown media type with 415, bad JSON with 400, a large text with 413). The handler is the

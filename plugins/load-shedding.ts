@@ -55,9 +55,8 @@ export default fp<LoadSheddingOptions>(async function loadShedding (fastify, opt
   // The loop is blocked while the app starts (plugins, certificates): that is not load, and one
   // long start-up delay in a second's mean would shed the first requests. The histogram records
   // a block only at the loop's next turn, which may come after onReady, so the first sample
-  // after it is dropped as well.
+  // after it is dropped (and with it what the histogram held).
   fastify.addHook('onReady', async () => {
-    histogram.reset()
     eventLoopDelay = 0
     startingUp = true
   })

@@ -390,8 +390,12 @@ export function misspelledSettings (env: Record<string, string | undefined>): Ar
     const prefix = name.slice(0, name.indexOf('_') + 1)
     const candidates = prefixes.has(prefix) ? known.filter(setting => setting.startsWith(prefix)) : known
     let meant = candidates[0]
-    for (const setting of candidates) if (editDistance(name, setting) < editDistance(name, meant)) meant = setting
-    if (prefixes.has(prefix) || editDistance(name, meant) <= 2) found.push({ name, meant })
+    let distance = Infinity
+    for (const setting of candidates) {
+      const d = editDistance(name, setting)
+      if (d < distance) [meant, distance] = [setting, d]
+    }
+    if (prefixes.has(prefix) || distance <= 2) found.push({ name, meant })
   }
   return found
 }
