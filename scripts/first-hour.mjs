@@ -7,13 +7,12 @@
 // - `npm start` reads `.env` (an ACCESS_KEY there guards the proxy), warns about a misspelled
 //   setting naming the intended one, and does not rebuild on a second start;
 // - the compose file renders with Immich's healthcheck and no TLS_* of its own, and .gitignore /
-//   .dockerignore cover what the deploy steps create (scripts/check-compose.mjs, run in the clone;
-//   the clone's `git status` stays clean after those files exist);
+//   .dockerignore cover what the deploy steps create (scripts/check-compose.mjs, run in the clone);
 // - the HTTP_PORT listener answers a POST with 308 at once, without 100 Continue, never reading it.
 // Bounded: every wait has a deadline; started processes are killed on the way out.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { connect, createServer as createTcpServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -122,8 +121,8 @@ check(readdirSync(join(clone, 'node_modules/@sparticuz/chromium/bin')).some(name
 // with only node and sh on the PATH and no root, the pretest names curl and stops
 const bare = join(work, 'bare-path')
 mkdirSync(bare)
-execFileSync('ln', ['-s', process.execPath, join(bare, 'node')])
-execFileSync('ln', ['-s', '/bin/sh', join(bare, 'sh')])
+symlinkSync(process.execPath, join(bare, 'node'))
+symlinkSync('/bin/sh', join(bare, 'sh'))
 const pretestCommand = [join(bare, 'node'), 'scripts/test-prerequisites.mjs']
 // as root it would install curl: run it as nobody, as a developer without root would
 if (process.getuid?.() === 0) {
@@ -166,12 +165,6 @@ await second.stop()
 const compose = spawnSync('node', ['scripts/check-compose.mjs'], { cwd: clone, encoding: 'utf8' })
 check(compose.status === 0, 'the compose file renders with Immich\'s healthcheck and no TLS_* of its own; ignore files cover the deploy files',
   (compose.stdout + compose.stderr).trim().split('\n').filter(line => !line.startsWith('ok:')).join('; '))
-for (const file of ['proxy.env', 'certs/fullchain.pem', 'certs/privkey.pem', 'library/upload/x.jpg', 'postgres/PG_VERSION', 'acme/account.key']) {
-  mkdirSync(join(clone, file, '..'), { recursive: true })
-  writeFileSync(join(clone, file), 'x')
-}
-const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=all'], { cwd: clone, encoding: 'utf8' })
-check(status.trim() === '', 'git status stays clean after the deploy steps (.env, proxy.env, certs/, library/, postgres/, acme/)', status.trim())
 
 // --- the redirect listener never reads a body
 rmSync(join(clone, '.env'))
