@@ -173,6 +173,15 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
   const sendPage = (reply: FastifyReply, status: number, next: string, message?: string): FastifyReply =>
     reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(unlockPage(UNLOCK_PATH, next, message))
   const showsPage = (request: FastifyRequest): boolean => cookieMaxAge > 0 && wantsPage(request)
+  /** While the client's cool-down lasts: its seconds, reported and set as Retry-After. */
+  const braked = (request: FastifyRequest, reply: FastifyReply): number | undefined => {
+    const wait = limiter?.retryAfter(brakeKey(request)) ?? 0
+    if (wait <= 0) return undefined
+    const seconds = Math.ceil(wait / 1000)
+    report('brake')
+    reply.header('retry-after', String(seconds))
+    return seconds
+  }
 
   // Answers the refused request: the unlock page for a browser, 403 JSON for everything else.
   // A reply sent from a hook ends the request there: done() is not called.
@@ -201,11 +210,8 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
     const cookieValid = sent.length === 0 && tokens.some(token => tokenValid(ring, token, now))
     if (cookieValid) return done()
 
-    const wait = limiter?.retryAfter(brakeKey(request)) ?? 0
-    if (wait > 0) {
-      const seconds = Math.ceil(wait / 1000)
-      report('brake')
-      reply.header('retry-after', String(seconds))
+    const seconds = braked(request, reply)
+    if (seconds !== undefined) {
       if (showsPage(request)) {
         sendPage(reply, 429, safeNext(request.url), brakeMessage(seconds))
         return
@@ -236,12 +242,8 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
         request.log.info({ client: request.forwardedHeaders['x-real-ip'] }, 'unlock form posted from another site; refused, not counted')
         return sendPage(reply, 403, '/', 'A key sent from another site is not accepted; type it here.')
       }
-      const wait = limiter?.retryAfter(brakeKey(request)) ?? 0
-      if (wait > 0) {
-        const seconds = Math.ceil(wait / 1000)
-        report('brake')
-        return sendPage(reply.header('retry-after', String(seconds)), 429, next, brakeMessage(seconds))
-      }
+      const seconds = braked(request, reply)
+      if (seconds !== undefined) return sendPage(reply, 429, next, brakeMessage(seconds))
       if (!ring.accepts(key)) {
         report('wrong')
         failed(request)
