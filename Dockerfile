@@ -32,5 +32,5 @@ ENTRYPOINT ["/app/deploy/docker-entrypoint.sh"]
 # src/server.ts: drain, then exit 0).
 # dist/immich-proxy.cjs is the server in one file (scripts/bundle.mjs): about 40 % faster to start.
 # --expose-gc lets the forwarder collect the young generation every 8 MiB it moves, so the buffers
-# of finished chunks are freed before they pile up (plugins/lib/young-collection.ts).
+# of finished chunks are freed before they pile up (plugins/forwarding/young-collection.ts).
 CMD ["node", "--expose-gc", "dist/immich-proxy.cjs"]

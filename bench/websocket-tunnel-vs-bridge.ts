@@ -1,4 +1,4 @@
-// Our byte tunnel (plugins/lib/websocket-tunnel.ts) against a terminate-and-bridge built on
+// Our byte tunnel (plugins/forwarding/websocket-tunnel.ts) against a terminate-and-bridge built on
 // @fastify/websocket, the way the product card's library would do it: fidelity cases, proxy
 // memory per idle socket, and echo round trips over one socket. Each proxy runs in its own
 // child process so that its RSS is its own; the upstream (a `ws` server like Immich's

@@ -4,15 +4,15 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { isIP } from 'node:net'
 import proxyAddr from 'proxy-addr'
 import type { Config } from './config.js'
-import metrics from '../plugins/metrics.js'
+import metrics from '../plugins/observability/metrics.js'
 import { loggerOptions } from './server-options.js'
-import type { FailureLimiter } from '../plugins/lib/failure-limiter.js'
+import type { FailureLimiter } from '../plugins/access-key/failure-limiter.js'
 import { pingFailure } from './immich-ping.js'
 
 const loopback = proxyAddr.compile(['loopback'])
 
 export interface ReadinessProbe {
-  /** The main listener sheds load (plugins/load-shedding.ts): new requests get 503. */
+  /** The main listener sheds load (plugins/observability/load-shedding.ts): new requests get 503. */
   underPressure: () => boolean
   /** The process is draining for shutdown: the main listener takes no new connections. */
   closing: () => boolean

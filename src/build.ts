@@ -4,16 +4,16 @@ import type { Http2SecureServer } from 'node:http2'
 import type { Server as HttpsServer } from 'node:https'
 import { hostname, networkInterfaces } from 'node:os'
 import type { Server } from 'node:http'
-import accessLog from '../plugins/access-log.js'
-import loadShedding from '../plugins/load-shedding.js'
+import accessLog from '../plugins/observability/access-log.js'
+import loadShedding from '../plugins/observability/load-shedding.js'
 import app, { redirectApp } from './app.js'
 import type { Config } from './config.js'
-import type { FailureLimiter } from '../plugins/lib/failure-limiter.js'
+import type { FailureLimiter } from '../plugins/access-key/failure-limiter.js'
 import { loggerOptions, serverOptions } from './server-options.js'
 import { HTTP2_SETTINGS, connectionLimits, guardHttp2Streams, guardListener } from './connection-limits.js'
 import {
   TLS_CONTEXT_OPTIONS, loadCertificatePair, selfSignedPair, type CertificateFiles, type CertificatePair
-} from '../plugins/lib/certificates.js'
+} from '../plugins/tls/certificates.js'
 
 /** Names a LAN user may type: this machine's name, localhost and every address it has. */
 function selfSignedNames (): string[] {

@@ -6,7 +6,7 @@ import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2
 import type { Server } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from './config.js'
-import { DEFAULT_UPSTREAM_MAX_CONNECTIONS } from '../plugins/lib/upstream.js'
+import { DEFAULT_UPSTREAM_MAX_CONNECTIONS } from '../plugins/forwarding/upstream.js'
 
 /** Descriptors kept for what is not a connection: stdio, listeners, certificate and key files, /proc reads. */
 export const FD_RESERVE = 64

@@ -48,11 +48,11 @@ export function loggerOptions (config: Config, tty = process.stdout.isTTY === tr
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     logger: loggerOptions(config),
-    // one access-log line per request comes from plugins/access-log.ts instead of Fastify's two
+    // one access-log line per request comes from plugins/observability/access-log.ts instead of Fastify's two
     logController: new LogController({ disableRequestLogging: true }),
     // an idle socket (no byte either way) is closed after PROXY_TIMEOUT, like nginx send_timeout
     // and client_body_timeout; a transfer that keeps moving is never cut. Silence that is
-    // Immich's is left to the proxy's upstream timers, which answer 504 (plugins/lib/upstream.ts)
+    // Immich's is left to the proxy's upstream timers, which answer 504 (plugins/forwarding/upstream.ts)
     connectionTimeout: config.proxyTimeout,
     requestTimeout: 0,
     // nginx keepalive_timeout 75s; browsers reuse connections for the timeline's many thumbnails

@@ -8,7 +8,7 @@ import { run, type Running } from './run.js'
 import { helpText } from './help.js'
 import { EnvFileError, loadEnvFile } from './env-file.js'
 import { startupSummary } from './startup-summary.js'
-import { CertificateError } from '../plugins/lib/certificates.js'
+import { CertificateError } from '../plugins/tls/certificates.js'
 
 /** Every line prefixed, so that each stands on its own in `docker logs` or a journal. */
 function prefixed (message: string): string {

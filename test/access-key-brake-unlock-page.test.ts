@@ -6,7 +6,7 @@ import type { Test } from 'tap'
 import { request } from 'undici'
 import { startProxy, startUpstream, type Upstream } from './helper.js'
 import { postUnlock, statusWith } from './helpers/access-key.js'
-import { waitInWords } from '../plugins/lib/unlock-page.js'
+import { waitInWords } from '../plugins/access-key/unlock-page.js'
 
 const KEY = 'the-right-key'
 const BROWSER = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' }

@@ -2,7 +2,7 @@
 // that never forgets a cool-down, and what counts as one client (an IPv4 address, an IPv6 /64,
 // and the /48 around it).
 import t from 'tap'
-import { FailureLimiter, PREFIX_ALLOWANCE, addressGroup } from '../plugins/lib/failure-limiter.js'
+import { FailureLimiter, PREFIX_ALLOWANCE, addressGroup } from '../plugins/access-key/failure-limiter.js'
 
 t.test('maxFailures within the window start the cool-down; it ends on time', async t => {
   const limiter = new FailureLimiter({ maxFailures: 3, windowMs: 10_000, cooldownMs: 60_000 })

@@ -6,7 +6,7 @@ import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateF
 
 // HTTP/2 has no Transfer-Encoding: a client streaming a body of unknown size (the CLI piping a
 // file, fetch() with a ReadableStream) sends HEADERS without content-length, then DATA frames.
-// Fastify takes such a request for bodiless; plugins/tls.ts marks it so the body is forwarded.
+// Fastify takes such a request for bodiless; plugins/tls/tls.ts marks it so the body is forwarded.
 const SIZE = 8 * 1024 * 1024 + 3
 
 async function setUp (t: Test) {

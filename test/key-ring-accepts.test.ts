@@ -3,7 +3,7 @@
 // timingSafeEqual on unequal lengths. No timing is measured here (that belongs in a benchmark);
 // this proves the answers are right whatever the lengths.
 import t from 'tap'
-import { KeyRing, parseKeyFile } from '../plugins/lib/key-ring.js'
+import { KeyRing, parseKeyFile } from '../plugins/access-key/key-ring.js'
 
 const keys = ['k', 'ab', 'a-32-character-key-0123456789abc', 'x'.repeat(1000), 'clé-ünïcode-🔑']
 

@@ -1,4 +1,4 @@
-// Edges of the request path that reply-from used to decide for us (plugins/lib/forward.ts):
+// Edges of the request path that reply-from used to decide for us (plugins/forwarding/forward.ts):
 // a body on a method Fastify does not parse, interim 1xx answers, repeated response fields.
 import t from 'tap'
 import { Readable } from 'node:stream'

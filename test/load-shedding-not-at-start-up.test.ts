@@ -3,7 +3,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { request } from 'undici'
-import loadShedding from '../plugins/load-shedding.js'
+import loadShedding from '../plugins/observability/load-shedding.js'
 
 function block (ms: number): void {
   const until = Date.now() + ms

@@ -1,4 +1,4 @@
-// Load shedding (plugins/load-shedding.ts, LOAD_SHED_EVENT_LOOP_DELAY): while the event loop
+// Load shedding (plugins/observability/load-shedding.ts, LOAD_SHED_EVENT_LOOP_DELAY): while the event loop
 // lags past the limit, a new request gets 503 with Retry-After, and a download and a WebSocket
 // already running carry on to their end. The proxy is built in this process so that the test
 // can hold its event loop; nothing for it ships in the proxy.

@@ -1,4 +1,4 @@
-// plugins/lib/upstream.ts loads undici's pool and header helper by file, not through the index
+// plugins/forwarding/upstream.ts loads undici's pool and header helper by file, not through the index
 // (start-up time and memory, docs/design.md). This fails should an undici update move or change them.
 import t from 'tap'
 import { createRequire } from 'node:module'

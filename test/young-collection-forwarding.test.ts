@@ -1,6 +1,6 @@
 import t from 'tap'
 import { request } from 'undici'
-import { NUDGE_BYTES } from '../plugins/lib/young-collection.js'
+import { NUDGE_BYTES } from '../plugins/forwarding/young-collection.js'
 import { startProxy, startUpstream } from './helper.js'
 import { Digest, digestOf, generatedBody } from './helpers/bodies.js'
 import { recordCollections } from './helpers/gc.js'

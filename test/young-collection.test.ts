@@ -1,8 +1,8 @@
 import t from 'tap'
-import { forwarded, NUDGE_BYTES } from '../plugins/lib/young-collection.js'
+import { forwarded, NUDGE_BYTES } from '../plugins/forwarding/young-collection.js'
 import { exposeGc, recordCollections } from './helpers/gc.js'
 
-// The count behind the young-generation collections (plugins/lib/young-collection.ts): one
+// The count behind the young-generation collections (plugins/forwarding/young-collection.ts): one
 // collection per NUDGE_BYTES forwarded, whatever the chunk sizes, and none without gc() exposed.
 t.test('one young-generation collection per NUDGE_BYTES forwarded', async t => {
   const calls = recordCollections(t)

@@ -1,5 +1,5 @@
 // Stand-ins for V8's gc() (exposed by `node --expose-gc`) in tests of the young-generation
-// collections (plugins/lib/young-collection.ts); what was there before is put back at teardown.
+// collections (plugins/forwarding/young-collection.ts); what was there before is put back at teardown.
 import type { Test } from 'tap'
 
 /** Sets globalThis.gc to `gc` (undefined: not exposed) for the rest of test `t`. */

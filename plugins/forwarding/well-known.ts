@@ -3,8 +3,8 @@
 // is registered on its own, before anything else there, and always goes to Immich (the access
 // key guard lets GET/HEAD of this exact path through: the apps read it before sending a key).
 import fp from 'fastify-plugin'
-import { registerImmichRoutes } from './lib/forward.js'
-import { DEFAULT_PROXY_TIMEOUT, upstreamDispatcher, type UpstreamOptions } from './lib/upstream.js'
+import { registerImmichRoutes } from './forward.js'
+import { DEFAULT_PROXY_TIMEOUT, upstreamDispatcher, type UpstreamOptions } from './upstream.js'
 
 export type WellKnownOptions = UpstreamOptions
 

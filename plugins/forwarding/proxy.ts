@@ -1,9 +1,9 @@
 // The catch-all: every method on every path goes to Immich (nginx `location / { proxy_pass … }`),
 // bodies streamed both ways over undici (lib/forward.ts).
 import fp from 'fastify-plugin'
-import { registerImmichRoutes } from './lib/forward.js'
-import { DEFAULT_PROXY_TIMEOUT, upstreamDispatcher, type UpstreamOptions } from './lib/upstream.js'
-import { collectionsAvailable } from './lib/young-collection.js'
+import { registerImmichRoutes } from './forward.js'
+import { DEFAULT_PROXY_TIMEOUT, upstreamDispatcher, type UpstreamOptions } from './upstream.js'
+import { collectionsAvailable } from './young-collection.js'
 
 export type ProxyOptions = UpstreamOptions
 

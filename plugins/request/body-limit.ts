@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import { Transform, finished, pipeline, type Readable, type TransformCallback } from 'node:stream'
-import { watchEndStream, wholeBody } from './lib/http2-body.js'
+import { watchEndStream, wholeBody } from './http2-body.js'
 
 export interface BodyLimitOptions {
   /** Largest request body in bytes; 0 = no limit. Default 50000 MiB, the reference configs' value. */

@@ -5,9 +5,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Socket } from 'node:net'
-import { requestDone, requestStarted, type RequestDone } from './lib/events.js'
-import { redactedPath } from './lib/redact.js'
-import { declaresBody } from './lib/hop-by-hop.js'
+import { requestDone, requestStarted, type RequestDone } from './events.js'
+import { redactedPath } from './redact.js'
+import { declaresBody } from '../forwarding/hop-by-hop.js'
 
 export interface AccessLogOptions {
   /** false: publish the figures to the metrics but write no log line. Default true. */

@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { ServerHttp2Session } from 'node:http2'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
-import { TLS_CONTEXT_OPTIONS, watchCertificatePair, type CertificateFiles, type CertificatePair } from './lib/certificates.js'
+import { TLS_CONTEXT_OPTIONS, watchCertificatePair, type CertificateFiles, type CertificatePair } from './certificates.js'
 
 export interface TlsOptions {
   /**

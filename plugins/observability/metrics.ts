@@ -3,7 +3,7 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import type { AccessKeyRefused, RequestDone, RequestStarted, WebSocketClosed } from './lib/events.js'
+import type { AccessKeyRefused, RequestDone, RequestStarted, WebSocketClosed } from './events.js'
 
 export interface MetricsOptions {
   /**

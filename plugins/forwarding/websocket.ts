@@ -11,9 +11,9 @@ import fp from 'fastify-plugin'
 import type { IncomingMessage } from 'node:http'
 import { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { PendingClient, tunnelUpgrade } from './lib/websocket-tunnel.js'
-import { DEFAULT_PROXY_TIMEOUT, type UpstreamOptions } from './lib/upstream.js'
-import { declaresBody } from './lib/hop-by-hop.js'
+import { PendingClient, tunnelUpgrade } from './websocket-tunnel.js'
+import { DEFAULT_PROXY_TIMEOUT, type UpstreamOptions } from './upstream.js'
+import { declaresBody } from './hop-by-hop.js'
 
 export type WebSocketOptions = UpstreamOptions
 

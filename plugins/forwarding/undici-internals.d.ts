@@ -1,4 +1,4 @@
-// Types for the two undici files plugins/lib/upstream.ts imports by path: undici declares types
+// Types for the two undici files plugins/forwarding/upstream.ts imports by path: undici declares types
 // for its index only. They are the index's own exports (test/undici-internals.test.ts checks).
 declare module 'undici/lib/dispatcher/pool.js' {
   import { Pool } from 'undici'

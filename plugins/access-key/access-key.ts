@@ -6,11 +6,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
-import { KeyRing, transientReadError } from './lib/key-ring.js'
-import { FailureLimiter, type FailureLimiterOptions } from './lib/failure-limiter.js'
-import { safeNext, unlockPage, waitInWords } from './lib/unlock-page.js'
-import { accessKeyRefused, type AccessKeyRefused } from './lib/events.js'
-import { WELL_KNOWN_PATH } from './well-known.js'
+import { KeyRing, transientReadError } from './key-ring.js'
+import { FailureLimiter, type FailureLimiterOptions } from './failure-limiter.js'
+import { safeNext, unlockPage, waitInWords } from './unlock-page.js'
+import { accessKeyRefused, type AccessKeyRefused } from '../observability/events.js'
+import { WELL_KNOWN_PATH } from '../forwarding/well-known.js'
 
 export interface AccessKeyOptions {
   /** Accepted keys. With none here and no file, there is no guard at all. */

@@ -6,7 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { declaresBody } from './lib/hop-by-hop.js'
+import { declaresBody } from '../forwarding/hop-by-hop.js'
 
 export interface HttpsRedirectOptions {
   /** The port clients reach HTTPS on (the published one, not the container's). Default 443. */
