@@ -13,6 +13,7 @@ import wellKnown from '../plugins/forwarding/well-known.js'
 import websocket from '../plugins/forwarding/websocket.js'
 import proxy from '../plugins/forwarding/proxy.js'
 import httpsRedirect from '../plugins/tls/https-redirect.js'
+import { DEFAULTS } from '../plugins/defaults.js'
 
 export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' | 'trustProxy' | 'accessKeys'> &
   Partial<Pick<Config, 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge'>> & {
@@ -47,9 +48,9 @@ function failureLimit (opts: BrakeSettings): AccessKeyOptions['failureLimit'] {
   return opts.accessKeyMaxFailures === 0
     ? false
     : {
-        maxFailures: opts.accessKeyMaxFailures ?? 10,
-        windowMs: opts.accessKeyFailureWindow ?? 600_000,
-        cooldownMs: opts.accessKeyCooldown ?? 900_000
+        maxFailures: opts.accessKeyMaxFailures ?? DEFAULTS.accessKeyMaxFailures,
+        windowMs: opts.accessKeyFailureWindow ?? DEFAULTS.accessKeyFailureWindow,
+        cooldownMs: opts.accessKeyCooldown ?? DEFAULTS.accessKeyCooldown
       }
 }
 

@@ -11,6 +11,7 @@ import type { Config } from './config.js'
 import type { FailureLimiter } from '../plugins/access-key/failure-limiter.js'
 import { loggerOptions, serverOptions } from './server-options.js'
 import { HTTP2_SETTINGS, connectionLimits, guardHttp2Streams, guardListener } from './connection-limits.js'
+import { DEFAULTS } from '../plugins/defaults.js'
 import {
   TLS_CONTEXT_OPTIONS, loadCertificatePair, selfSignedPair, type CertificateFiles, type CertificatePair
 } from '../plugins/tls/certificates.js'
@@ -67,7 +68,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   // plain server, set here because Fastify passes them only to http.createServer.
   const node = server.server as Server
   node.requestTimeout = 0
-  node.keepAliveTimeout = base.keepAliveTimeout ?? 75_000
+  node.keepAliveTimeout = base.keepAliveTimeout ?? DEFAULTS.keepAliveTimeout
   // the client side's share of the file descriptors (src/connection-limits.ts)
   const limits = connectionLimits(config)
   guardListener(node, server.log, limits.maxConnections)
@@ -90,7 +91,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   await server.register(loadShedding, {
     maxEventLoopDelay: config.loadShedEventLoopDelay,
     maxRssBytes: config.loadShedMemory,
-    retryAfter: 10
+    retryAfter: DEFAULTS.retryAfter
   })
   await server.register(app, {
     ...config,

@@ -4,6 +4,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import proxyAddr from 'proxy-addr'
+import { SETTING_DEFAULTS, DEFAULTS } from '../plugins/defaults.js'
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './nginx-units.js'
 
 const BOOLEAN_PATTERN = '^(true|false)$'
@@ -17,109 +18,109 @@ const LONGEST_TIMER = 2 ** 31 - 1
 // `hint` completes "is not …" in an error message; `secret` keeps the value out of it.
 export const EnvSchema = Type.Object({
   UPSTREAM_URL: Type.String({
-    default: 'http://immich-server:2283',
+    default: SETTING_DEFAULTS.UPSTREAM_URL,
     pattern: '^https?://\\S+$',
     description: 'the Immich server, an http(s) URL without a path (Immich is served on the root path only)',
     hint: 'an http:// or https:// URL',
     examples: ['http://immich-server:2283']
   }),
   HOST: Type.String({
-    default: '0.0.0.0',
+    default: SETTING_DEFAULTS.HOST,
     pattern: '^\\S+$',
     description: 'address the main listener binds to',
     hint: 'a host name or address',
     examples: ['0.0.0.0']
   }),
   PORT: Type.String({
-    default: '',
+    default: SETTING_DEFAULTS.PORT,
     pattern: '^[0-9]{1,5}$',
     description: 'port of the main listener (1-65535); default 8080, or 8443 when TLS is on',
     hint: 'a port number from 1 to 65535',
     examples: ['8080']
   }),
   TLS_CERT_FILE: Type.String({
-    default: '',
+    default: SETTING_DEFAULTS.TLS_CERT_FILE,
     description: 'PEM certificate chain (e.g. Let\'s Encrypt fullchain.pem); with TLS_KEY_FILE, the main listener speaks HTTPS. Reloaded when the file changes',
     hint: 'a file path',
     examples: ['/etc/letsencrypt/live/immich.example.org/fullchain.pem']
   }),
   TLS_KEY_FILE: Type.String({
-    default: '',
+    default: SETTING_DEFAULTS.TLS_KEY_FILE,
     description: 'PEM private key of TLS_CERT_FILE (e.g. privkey.pem)',
     hint: 'a file path',
     examples: ['/etc/letsencrypt/live/immich.example.org/privkey.pem']
   }),
   TLS_SELF_SIGNED: Type.String({
-    default: 'false',
+    default: SETTING_DEFAULTS.TLS_SELF_SIGNED,
     pattern: BOOLEAN_PATTERN,
     description: 'true: HTTPS with a certificate generated at start, for first tries on a LAN (browsers warn)',
     hint: 'true or false',
     examples: ['true']
   }),
   HTTP2: Type.String({
-    default: 'true',
+    default: SETTING_DEFAULTS.HTTP2,
     pattern: BOOLEAN_PATTERN,
     description: 'offer HTTP/2 (with HTTP/1.1 fallback) on the HTTPS listener',
     hint: 'true or false',
     examples: ['false']
   }),
   HSTS: Type.String({
-    default: 'max-age=31536000',
+    default: SETTING_DEFAULTS.HSTS,
     pattern: '^(off|max-age=[0-9]+( *; *includeSubDomains)?( *; *preload)?)$',
     description: 'Strict-Transport-Security sent on HTTPS responses; off sends none',
     hint: 'off or a Strict-Transport-Security value',
     examples: ['max-age=31536000']
   }),
   HTTP_PORT: Type.String({
-    default: '',
+    default: SETTING_DEFAULTS.HTTP_PORT,
     pattern: '^[0-9]{1,5}$',
     description: 'with TLS: a plain-HTTP listener on this port that redirects to HTTPS (308) and serves /.well-known/immich; empty: none',
     hint: 'a port number from 1 to 65535',
     examples: ['8080']
   }),
   HTTPS_REDIRECT_PORT: Type.String({
-    default: '443',
+    default: SETTING_DEFAULTS.HTTPS_REDIRECT_PORT,
     pattern: '^[0-9]{1,5}$',
     description: 'the HTTPS port clients reach (the published one), used in redirects from HTTP_PORT',
     hint: 'a port number from 1 to 65535',
     examples: ['443']
   }),
   BODY_LIMIT: Type.String({
-    default: '50000M',
+    default: SETTING_DEFAULTS.BODY_LIMIT,
     pattern: SIZE_PATTERN,
     description: 'largest request body, nginx size syntax (k, m, g); 0 means no limit. Mirrors client_max_body_size 50000M',
     hint: 'a size in nginx syntax (bytes, or a number with k, m or g; 0 = no limit)',
     examples: ['50000M']
   }),
   PROXY_TIMEOUT: Type.String({
-    default: '600s',
+    default: SETTING_DEFAULTS.PROXY_TIMEOUT,
     pattern: DURATION_PATTERN,
     description: 'how long the upstream or the client may stay silent, nginx time syntax (ms, s, m, h, d). Mirrors proxy_read_timeout/proxy_send_timeout/send_timeout 600s',
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
     examples: ['600s']
   }),
   MAX_CONNECTIONS: Type.String({
-    default: '',
+    default: SETTING_DEFAULTS.MAX_CONNECTIONS,
     pattern: '^[0-9]*$',
     description: 'most client connections open at once on each proxied listener; past it a new connection is closed at once. Empty: derived from the process\'s file-descriptor limit (half of it, less 64 kept for files and listeners, split between the listeners when HTTP_PORT is set); 0: no limit',
     hint: 'a whole number (0 = no limit), or empty to derive it from the file-descriptor limit',
     examples: ['4096']
   }),
   UPSTREAM_MAX_CONNECTIONS: Type.String({
-    default: '',
+    default: SETTING_DEFAULTS.UPSTREAM_MAX_CONNECTIONS,
     pattern: '^[1-9][0-9]*$',
     description: 'most connections to Immich at once for proxied HTTP requests (WebSocket tunnels are counted by MAX_CONNECTIONS; /.well-known/immich has at most 16 of its own per listener); past it requests wait for a free one for up to PROXY_TIMEOUT, then get 503. Empty: 1024, or the half of the file-descriptor limit (less 64) that MAX_CONNECTIONS leaves, when that is less',
     hint: 'a whole number from 1',
     examples: ['1024']
   }),
   TRUST_PROXY: Type.String({
-    default: '',
+    default: SETTING_DEFAULTS.TRUST_PROXY,
     description: 'comma-separated addresses or CIDRs (or loopback, linklocal, uniquelocal) of proxies in front of this one whose X-Forwarded-* and Forwarded headers are kept (from others, Forwarded, X-Forwarded-Port, -Server, -Prefix and -Ssl are removed); empty trusts nobody',
     hint: 'a comma-separated list of addresses or CIDRs',
     examples: ['10.0.0.0/8,loopback']
   }),
   ACCESS_KEY: Type.String({
-    default: '',
+    default: SETTING_DEFAULTS.ACCESS_KEY,
     // no empty entry: an empty key would admit a request with an empty X-Access-Key header
     pattern: '^([^\\s,]+(,[^\\s,]+)*)?$',
     description: 'comma-separated keys; when set every request needs the header X-Access-Key equal to one of them, else 403 (GET /.well-known/immich excepted: it says where the API is)',
@@ -128,76 +129,76 @@ export const EnvSchema = Type.Object({
     examples: ['s3cret-key-one,s3cret-key-two']
   }),
   ACCESS_KEY_FILE: Type.String({
-    default: '',
+    default: SETTING_DEFAULTS.ACCESS_KEY_FILE,
     description: 'file with one access key per line (Docker secrets), added to ACCESS_KEY; re-read when it changes',
     hint: 'a file path',
     examples: ['/run/secrets/immich_access_keys']
   }),
   ACCESS_KEY_MAX_FAILURES: Type.String({
-    default: '10',
+    default: SETTING_DEFAULTS.ACCESS_KEY_MAX_FAILURES,
     pattern: '^[0-9]+$',
     description: 'wrong access keys allowed from one address within ACCESS_KEY_FAILURE_WINDOW before it gets 429 for ACCESS_KEY_COOLDOWN; 0 = no limit',
     hint: 'a whole number',
     examples: ['10']
   }),
   ACCESS_KEY_FAILURE_WINDOW: Type.String({
-    default: '10m',
+    default: SETTING_DEFAULTS.ACCESS_KEY_FAILURE_WINDOW,
     pattern: DURATION_PATTERN,
     description: 'window in which wrong access keys are counted, nginx time syntax',
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
     examples: ['10m']
   }),
   ACCESS_KEY_COOLDOWN: Type.String({
-    default: '15m',
+    default: SETTING_DEFAULTS.ACCESS_KEY_COOLDOWN,
     pattern: DURATION_PATTERN,
     description: 'how long an address that failed too often gets 429, nginx time syntax',
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
     examples: ['15m']
   }),
   ACCESS_KEY_COOKIE_MAX_AGE: Type.String({
-    default: '30d',
+    default: SETTING_DEFAULTS.ACCESS_KEY_COOKIE_MAX_AGE,
     pattern: DURATION_PATTERN,
     description: 'lifetime of the cookie a browser gets from the unlock page; 0 turns the unlock page off',
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
     examples: ['30d']
   }),
   ADMIN_HOST: Type.String({
-    default: '127.0.0.1',
+    default: SETTING_DEFAULTS.ADMIN_HOST,
     pattern: '^\\S+$',
     description: 'address of the admin listener (health, readiness, metrics); loopback keeps it private',
     hint: 'a host name or address',
     examples: ['127.0.0.1']
   }),
   ADMIN_PORT: Type.String({
-    default: '9090',
+    default: SETTING_DEFAULTS.ADMIN_PORT,
     pattern: '^([0-9]{1,5}|off)$',
     description: 'port of the admin listener: /livez, /readyz, /metrics; off: none',
     hint: 'a port number from 1 to 65535, or off',
     examples: ['9090']
   }),
   SHUTDOWN_TIMEOUT: Type.String({
-    default: '30s',
+    default: SETTING_DEFAULTS.SHUTDOWN_TIMEOUT,
     pattern: DURATION_PATTERN,
     description: 'on SIGTERM/SIGINT, how long requests in flight (uploads) may take to finish before the process exits',
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
     examples: ['30s']
   }),
   LOAD_SHED_EVENT_LOOP_DELAY: Type.String({
-    default: '1s',
+    default: SETTING_DEFAULTS.LOAD_SHED_EVENT_LOOP_DELAY,
     pattern: DURATION_PATTERN,
     description: 'new requests get 503 + Retry-After while the event loop lags more than this; 0 = never',
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
     examples: ['1s']
   }),
   LOAD_SHED_MEMORY: Type.String({
-    default: '0',
+    default: SETTING_DEFAULTS.LOAD_SHED_MEMORY,
     pattern: SIZE_PATTERN,
     description: 'new requests get 503 + Retry-After while the process RSS is above this, nginx size syntax; 0 = never',
     hint: 'a size in nginx syntax (bytes, or a number with k, m or g; 0 = no limit)',
     examples: ['1g']
   }),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map(level => Type.Literal(level)), {
-    default: 'info',
+    default: SETTING_DEFAULTS.LOG_LEVEL,
     description: `pino log level: ${LOG_LEVELS.join(', ')}`,
     hint: `a log level (${LOG_LEVELS.join(', ')})`,
     examples: ['info']
@@ -319,7 +320,7 @@ export function parseConfig (env: Record<string, string | undefined>) {
   const config = {
     upstream: convert('UPSTREAM_URL', upstreamOrigin),
     host: raw.HOST,
-    port: raw.PORT === '' ? (tlsOn ? 8443 : 8080) : convert('PORT', port),
+    port: raw.PORT === '' ? (tlsOn ? DEFAULTS.tlsPort : DEFAULTS.port) : convert('PORT', port),
     tls: tlsOn ? tls : undefined,
     http2: raw.HTTP2 === 'true',
     hsts: raw.HSTS === 'off' ? false as const : raw.HSTS,

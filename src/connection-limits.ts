@@ -6,7 +6,7 @@ import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2
 import type { Server } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from './config.js'
-import { DEFAULT_UPSTREAM_MAX_CONNECTIONS } from '../plugins/forwarding/upstream.js'
+import { DEFAULTS } from '../plugins/defaults.js'
 
 /** Descriptors kept for what is not a connection: stdio, listeners, certificate and key files, /proc reads. */
 export const FD_RESERVE = 64
@@ -63,7 +63,7 @@ export function connectionLimits (config: Pick<Config, 'maxConnections' | 'upstr
   const maxConnections = config.maxConnections ?? derived
   const clients = maxConnections * listeners
   const upstreamMaxConnections = config.upstreamMaxConnections ??
-    (usable === Infinity ? DEFAULT_UPSTREAM_MAX_CONNECTIONS : Math.max(1, Math.min(DEFAULT_UPSTREAM_MAX_CONNECTIONS, Math.floor(usable / 2))))
+    (usable === Infinity ? DEFAULTS.upstreamMaxConnections : Math.max(1, Math.min(DEFAULTS.upstreamMaxConnections, Math.floor(usable / 2))))
   const warnings: string[] = []
   if (maxConnections === 0 && usable !== Infinity) {
     warnings.push(`MAX_CONNECTIONS=0: no cap on client connections; past the file-descriptor limit (${String(fds)}) new connections are closed as they are accepted and requests to Immich fail with 502`)

@@ -3,6 +3,7 @@
 import { LogController, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import { stdoutLog, type LogDestination } from './stdout-log.js'
+import { DEFAULTS } from '../plugins/defaults.js'
 
 // Nothing the proxy logs carries these, but an error serializer or a future debug line might:
 // pino removes them wherever they appear.
@@ -55,8 +56,7 @@ export function serverOptions (config: Config): FastifyServerOptions {
     // Immich's is left to the proxy's upstream timers, which answer 504 (plugins/forwarding/upstream.ts)
     connectionTimeout: config.proxyTimeout,
     requestTimeout: 0,
-    // nginx keepalive_timeout 75s; browsers reuse connections for the timeline's many thumbnails
-    keepAliveTimeout: 75_000,
+    keepAliveTimeout: DEFAULTS.keepAliveTimeout,
     // the catch-all route's parameter is the whole path; find-my-way's default of 100 characters
     // would turn long Immich paths into 404s
     routerOptions: { maxParamLength: 65_536 },

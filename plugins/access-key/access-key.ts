@@ -11,6 +11,7 @@ import { FailureLimiter, type FailureLimiterOptions } from './failure-limiter.js
 import { safeNext, unlockPage, waitInWords } from './unlock-page.js'
 import { accessKeyRefused, type AccessKeyRefused } from '../observability/events.js'
 import { WELL_KNOWN_PATH } from '../forwarding/well-known.js'
+import { DEFAULTS } from '../defaults.js'
 
 export interface AccessKeyOptions {
   /** Accepted keys. With none here and no file, there is no guard at all. */
@@ -145,8 +146,8 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
 
   const limiter = opts.failureLimit === false
     ? undefined
-    : opts.brake ?? new FailureLimiter(opts.failureLimit ?? { maxFailures: 10, windowMs: 600_000, cooldownMs: 900_000 })
-  const cookieMaxAge = opts.cookieMaxAge ?? 30 * 24 * 3600 * 1000
+    : opts.brake ?? new FailureLimiter(opts.failureLimit ?? { maxFailures: DEFAULTS.accessKeyMaxFailures, windowMs: DEFAULTS.accessKeyFailureWindow, cooldownMs: DEFAULTS.accessKeyCooldown })
+  const cookieMaxAge = opts.cookieMaxAge ?? DEFAULTS.accessKeyCookieMaxAge
   // the limiter groups addresses itself (an IPv6 /64 is one client)
   const brakeKey = (request: FastifyRequest): string => request.forwardedHeaders['x-real-ip']
   const report = (reason: AccessKeyRefused['reason']): void => {

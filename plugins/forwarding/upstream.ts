@@ -8,6 +8,7 @@ import createError from '@fastify/error'
 import Pool from 'undici/lib/dispatcher/pool.js'
 import { headerNameToString } from 'undici/lib/core/util.js'
 import { HOP_BY_HOP, connectionFields, stripHopByHop } from './hop-by-hop.js'
+import { DEFAULTS } from '../defaults.js'
 
 export interface UpstreamOptions {
   /** Origin of the Immich server, e.g. http://immich-server:2283. */
@@ -24,10 +25,6 @@ export interface UpstreamOptions {
   upstreamMaxConnections?: number
 }
 
-export const DEFAULT_UPSTREAM_MAX_CONNECTIONS = 1024
-
-export const DEFAULT_PROXY_TIMEOUT = 600_000
-
 // undici's index loads fetch, WebSocket, the caches and more: 110 modules, ~35 ms and ~8 MB of
 // the proxy's start-up and idle memory, for a proxy that needs the pool alone. The two files are
 // imported by path (undici has no exports map and ships types for its index only: see
@@ -42,7 +39,7 @@ type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>
  * One pool per upstream, one request per connection at a time; requests beyond the open
  * connections open new ones up to the cap, then wait in the pool's queue.
  */
-export function upstreamDispatcher ({ upstream, proxyTimeout = DEFAULT_PROXY_TIMEOUT, upstreamMaxConnections = DEFAULT_UPSTREAM_MAX_CONNECTIONS }: UpstreamOptions): Dispatcher {
+export function upstreamDispatcher ({ upstream, proxyTimeout = DEFAULTS.proxyTimeout, upstreamMaxConnections = DEFAULTS.upstreamMaxConnections }: UpstreamOptions): Dispatcher {
   return new Pool(upstream, {
     connections: upstreamMaxConnections,
     pipelining: 1,
@@ -161,7 +158,7 @@ export function sendUpstreamError (reply: AnyReply, error: Error): void {
   if (cause instanceof UpstreamBusyError) {
     statusCode = 503
     message = 'The proxy is at its limit of connections to Immich; try again shortly'
-    reply.header('retry-after', 10)
+    reply.header('retry-after', DEFAULTS.retryAfter)
   } else if (timedOut(error, cause)) {
     statusCode = 504
     message = TOO_SLOW

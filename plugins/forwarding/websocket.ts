@@ -12,8 +12,9 @@ import type { IncomingMessage } from 'node:http'
 import { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { PendingClient, tunnelUpgrade } from './websocket-tunnel.js'
-import { DEFAULT_PROXY_TIMEOUT, type UpstreamOptions } from './upstream.js'
+import { type UpstreamOptions } from './upstream.js'
 import { declaresBody } from './hop-by-hop.js'
+import { DEFAULTS } from '../defaults.js'
 
 export type WebSocketOptions = UpstreamOptions
 
@@ -56,7 +57,7 @@ function destroyOnError (this: Socket): void {
 }
 
 export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
-  const target = { upstream: new URL(opts.upstream), timeout: opts.proxyTimeout ?? DEFAULT_PROXY_TIMEOUT }
+  const target = { upstream: new URL(opts.upstream), timeout: opts.proxyTimeout ?? DEFAULTS.proxyTimeout }
 
   // every socket that arrived as an upgrade and is still open, handshaking or tunnelled
   const upgraded = new Set<Socket>()

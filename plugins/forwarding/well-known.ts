@@ -4,7 +4,8 @@
 // key guard lets GET/HEAD of this exact path through: the apps read it before sending a key).
 import fp from 'fastify-plugin'
 import { registerImmichRoutes } from './forward.js'
-import { DEFAULT_PROXY_TIMEOUT, upstreamDispatcher, type UpstreamOptions } from './upstream.js'
+import { upstreamDispatcher, type UpstreamOptions } from './upstream.js'
+import { DEFAULTS } from '../defaults.js'
 
 export type WellKnownOptions = UpstreamOptions
 
@@ -21,5 +22,5 @@ export default fp<WellKnownOptions>(async function wellKnown (fastify, opts) {
   })
   fastify.addHook('onClose', async () => { await dispatcher.destroy() })
 
-  await registerImmichRoutes(fastify, dispatcher, ['GET', 'HEAD'], [WELL_KNOWN_PATH], opts.proxyTimeout ?? DEFAULT_PROXY_TIMEOUT)
+  await registerImmichRoutes(fastify, dispatcher, ['GET', 'HEAD'], [WELL_KNOWN_PATH], opts.proxyTimeout ?? DEFAULTS.proxyTimeout)
 }, { name: 'immich-proxy-well-known', fastify: '5.x', dependencies: ['immich-proxy-forwarded-headers'] })

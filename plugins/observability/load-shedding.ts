@@ -5,6 +5,7 @@
 import createError from '@fastify/error'
 import fp from 'fastify-plugin'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { DEFAULTS } from '../defaults.js'
 
 export interface LoadSheddingOptions {
   /** Mean event-loop delay, in ms, past which new requests are shed. 0: never. */
@@ -28,7 +29,7 @@ const SAMPLE_INTERVAL = 1000
 const RESOLUTION = 10
 
 export default fp<LoadSheddingOptions>(async function loadShedding (fastify, opts) {
-  const retryAfter = opts.retryAfter ?? 10
+  const retryAfter = opts.retryAfter ?? DEFAULTS.retryAfter
   const histogram = monitorEventLoopDelay({ resolution: RESOLUTION })
   histogram.enable()
   let eventLoopDelay = 0

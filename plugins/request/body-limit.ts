@@ -8,6 +8,7 @@ import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import { Transform, finished, pipeline, type Readable, type TransformCallback } from 'node:stream'
 import { watchEndStream, wholeBody } from './http2-body.js'
+import { DEFAULTS } from '../defaults.js'
 
 export interface BodyLimitOptions {
   /** Largest request body in bytes; 0 = no limit. Default 50000 MiB, the reference configs' value. */
@@ -43,7 +44,7 @@ function counted (payload: Readable, limit: number): Readable {
 }
 
 export default fp<BodyLimitOptions>(async function bodyLimit (fastify, opts) {
-  const limit = opts.bodyLimit ?? 50000 * 1024 * 1024
+  const limit = opts.bodyLimit ?? DEFAULTS.bodyLimit
 
   // Only an HTTP/2 server has such requests; an HTTP/1.1 one skips the hooks.
   if (fastify.initialConfig.http2 === true) {

@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { declaresBody } from '../forwarding/hop-by-hop.js'
+import { DEFAULTS } from '../defaults.js'
 
 export interface HttpsRedirectOptions {
   /** The port clients reach HTTPS on (the published one, not the container's). Default 443. */
@@ -33,7 +34,7 @@ function leaveBodyUnread (request: FastifyRequest, reply: FastifyReply): Fastify
 }
 
 export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, opts) {
-  const port = opts.httpsPort ?? 443
+  const port = opts.httpsPort ?? DEFAULTS.httpsRedirectPort
   const suffix = port === 443 ? '' : `:${port}`
 
   // Node answers `Expect: 100-continue` itself unless someone listens for it: the interim answer

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import type { ServerHttp2Session } from 'node:http2'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { TLS_CONTEXT_OPTIONS, watchCertificatePair, type CertificateFiles, type CertificatePair } from './certificates.js'
+import { DEFAULTS } from '../defaults.js'
 
 export interface TlsOptions {
   /**
@@ -55,7 +56,7 @@ export default fp<TlsOptions>(async function tls (fastify, opts) {
     })
   }
 
-  const hsts = opts.hsts ?? 'max-age=31536000'
+  const hsts = opts.hsts ?? DEFAULTS.hsts
   if (hsts !== false) {
     fastify.addHook('onSend', (request, reply, payload, done) => {
       if (request.listenerScheme === 'https' && !reply.hasHeader('strict-transport-security')) {

@@ -1,0 +1,72 @@
+// Every default, in one place. SETTING_DEFAULTS are the environment variables' defaults as a user
+// writes them (the config schema applies them; --help, .env.example and the README show them:
+// test/defaults-shown.test.ts). DEFAULTS are the same values in the units the plugins take, for
+// an app that embeds a plugin and leaves an option out (test/defaults-shown.test.ts checks that
+// the schema's strings parse to them).
+
+const MiB = 1024 * 1024
+const SECOND = 1000
+const MINUTE = 60 * SECOND
+const DAY = 24 * 60 * MINUTE
+
+export const SETTING_DEFAULTS = {
+  UPSTREAM_URL: 'http://immich-server:2283',
+  HOST: '0.0.0.0',
+  // empty: 8080, or 8443 when TLS is on (DEFAULTS.port, DEFAULTS.tlsPort)
+  PORT: '',
+  TLS_CERT_FILE: '',
+  TLS_KEY_FILE: '',
+  TLS_SELF_SIGNED: 'false',
+  HTTP2: 'true',
+  HSTS: 'max-age=31536000',
+  HTTP_PORT: '',
+  HTTPS_REDIRECT_PORT: '443',
+  // nginx's reference config: client_max_body_size 50000M
+  BODY_LIMIT: '50000M',
+  // proxy_read_timeout, proxy_send_timeout and send_timeout 600s
+  PROXY_TIMEOUT: '600s',
+  // empty: derived from the file-descriptor limit at start (src/connection-limits.ts)
+  MAX_CONNECTIONS: '',
+  // empty: DEFAULTS.upstreamMaxConnections, or less when the file-descriptor limit is low
+  UPSTREAM_MAX_CONNECTIONS: '',
+  TRUST_PROXY: '',
+  ACCESS_KEY: '',
+  ACCESS_KEY_FILE: '',
+  ACCESS_KEY_MAX_FAILURES: '10',
+  ACCESS_KEY_FAILURE_WINDOW: '10m',
+  ACCESS_KEY_COOLDOWN: '15m',
+  ACCESS_KEY_COOKIE_MAX_AGE: '30d',
+  ADMIN_HOST: '127.0.0.1',
+  ADMIN_PORT: '9090',
+  SHUTDOWN_TIMEOUT: '30s',
+  LOAD_SHED_EVENT_LOOP_DELAY: '1s',
+  LOAD_SHED_MEMORY: '0',
+  LOG_LEVEL: 'info'
+} as const
+
+export const DEFAULTS = {
+  upstream: 'http://immich-server:2283',
+  host: '0.0.0.0',
+  port: 8080,
+  tlsPort: 8443,
+  http2: true,
+  hsts: 'max-age=31536000',
+  httpsRedirectPort: 443,
+  bodyLimit: 50000 * MiB,
+  proxyTimeout: 600 * SECOND,
+  upstreamMaxConnections: 1024,
+  accessKeyMaxFailures: 10,
+  accessKeyFailureWindow: 10 * MINUTE,
+  accessKeyCooldown: 15 * MINUTE,
+  accessKeyCookieMaxAge: 30 * DAY,
+  adminHost: '127.0.0.1',
+  adminPort: 9090,
+  shutdownTimeout: 30 * SECOND,
+  loadShedEventLoopDelay: 1 * SECOND,
+  loadShedMemory: 0,
+  logLevel: 'info',
+  /** Retry-After (seconds) on a 503 from load shedding or a full upstream pool. */
+  retryAfter: 10,
+  /** nginx keepalive_timeout 75s: browsers reuse connections for the timeline's thumbnails. */
+  keepAliveTimeout: 75 * SECOND
+} as const
