@@ -1,5 +1,5 @@
 // Public exports for people who embed immich-proxy in their own Fastify app: the whole proxy as
-// one plugin (`app`, with a `host` option for a shared server), each plugin with its options
+// one plugin (`app`, with a `serverName` option for a shared server), each plugin with its options
 // type, the configuration parser, and the pieces the standalone server is made of.
 export { default as app, type AppOptions } from './app.js'
 export { parseConfig, ConfigError, EnvSchema, type Config, type Env } from './config.js'

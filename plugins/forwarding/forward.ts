@@ -1,10 +1,7 @@
-// One request to Immich and its answer back, on undici's dispatch API: the lean path that replaced
-// @fastify/http-proxy/reply-from on every proxied request (docs/design.md). Per request it makes one
-// header object each way and one handler, plus a Readable for an answer longer than a read;
-// reply-from also rebuilt the URL three times, copied the headers twice and went through
-// undici's promise-returning request() with its own body stream. The answer still goes out
-// through `reply.send`, so every onSend hook (HSTS, the access log, an embedder's own) sees it;
-// an answer that arrived whole in one read goes as a buffer, without a stream.
+// One request to Immich and its answer back, on undici's dispatch API (why not
+// @fastify/http-proxy: docs/design.md). Per request: one header object each way, one handler,
+// and a Readable only for an answer longer than one read. The answer goes out through
+// `reply.send`, so every onSend hook (HSTS, the access log, an embedder's own) sees it.
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import { constants as http2, type Http2ServerResponse } from 'node:http2'

@@ -48,6 +48,11 @@ export function upstreamDispatcher ({ upstream, proxyTimeout = DEFAULTS.proxyTim
   })
 }
 
+/** HTTP/2's `:method`, `:path`, … : the request line, which undici sends its own way. */
+function isPseudoHeader (name: string): boolean {
+  return name.startsWith(':')
+}
+
 /**
  * Request headers for Immich: the client's, less hop-by-hop fields, Expect and HTTP/2's pseudo-
  * headers, plus the forwarded ones. A new object: the client's stays as it arrived. (The
@@ -60,7 +65,7 @@ export function upstreamRequestHeaders (request: AnyRequest): Record<string, str
   for (const name in incoming) {
     const value = incoming[name]
     // Node has already answered `100 Continue` to the client; undici refuses to send Expect itself.
-    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || HOP_BY_HOP.has(name) || name === 'expect' || dropped?.has(name) === true) continue
+    if (value === undefined || isPseudoHeader(name) || HOP_BY_HOP.has(name) || name === 'expect' || dropped?.has(name) === true) continue
     outgoing[name] = value
   }
   Object.assign(outgoing, request.forwardedHeaders)
@@ -118,7 +123,7 @@ export class UpstreamBusyError extends Error {
   }
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT'])
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 function rootCause (error: Error): Error & { code?: string, statusCode?: number } {
   let cause: Error = error

@@ -1,13 +1,8 @@
-// Memory of forwarded bodies. Every chunk a socket reads is a Buffer whose bytes live outside
-// the JS heap, and Node frees those bytes only when V8 collects the small Buffer object that
-// holds them. A proxy moving a gigabyte a second makes little other garbage, so V8 waits: the
-// chunks pile up as "external memory" until V8's own limit for it sends it into slower, fuller
-// collections. The forwarder knows how many bytes it has moved: after every NUDGE_BYTES it asks
-// V8 for a young-generation collection, which is quick when nearly everything in it is dead,
-// and the chunks' memory comes back at once. Measured on 2 GiB through one core (docs/design.md,
-// "Memory of transfers"): downloads 950 -> 1 320 MB/s, uploads 640 -> 1 450 MB/s, and the proxy's
-// memory during the transfer ~10 MB above idle instead of ~40. Every 4 MiB gained nothing more;
-// every 32 MiB gained nothing at all (V8 got there first).
+// Memory of forwarded bodies. Each chunk a socket reads is a Buffer whose bytes live outside the
+// JS heap until V8 collects the small object holding them; a proxy makes little other garbage, so
+// V8 waits and the chunks pile up. After every NUDGE_BYTES forwarded, a young-generation
+// collection (quick when nearly all of it is dead) gives their memory back at once. Figures and
+// the choice of NUDGE_BYTES: docs/design.md, "Memory of transfers".
 //
 // It needs V8's gc() exposed (`node --expose-gc`, as the start script and the container run it);
 // an app embedding the plugins without that flag goes without, and the proxy plugin says so in
