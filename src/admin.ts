@@ -2,7 +2,7 @@
 // by default) so that nothing here can shadow an Immich path on the proxied host.
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { isIP } from 'node:net'
-import proxyAddr from 'proxy-addr'
+import proxyAddr from '@fastify/proxy-addr'
 import type { Config } from './config.js'
 import metrics from '../plugins/observability/metrics.js'
 import { loggerOptions } from './server-options.js'

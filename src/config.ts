@@ -3,7 +3,7 @@
 // source of truth: its defaults, descriptions, hints and examples also feed the error messages.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import proxyAddr from 'proxy-addr'
+import proxyAddr from '@fastify/proxy-addr'
 import { SETTING_DEFAULTS, DEFAULTS } from '../plugins/defaults.js'
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './nginx-units.js'
 

@@ -1,35 +1,43 @@
 // Immich's own liveness route, `GET /api/server/ping` → `{"res":"pong"}`: asked by /readyz
 // (src/admin.ts) and once at start (src/server.ts), so that a wrong UPSTREAM_URL shows in the
-// log at once instead of as 502s later. Loaded lazily: undici's index is ~110 modules.
+// log at once instead of as 502s later. Node's own fetch: undici's index in the bundle would add
+// ~110 modules to every start for one small request.
 import type { FastifyBaseLogger } from 'fastify'
-import { request } from 'undici'
 
 /** Sent with the check at start, so that Immich's log (and a test's stand-in) can tell it apart. */
 export const STARTUP_CHECK_USER_AGENT = 'immich-proxy (start-up check)'
 
 const PING_BODY_LIMIT = 1024
 
+/** At most PING_BODY_LIMIT characters of the body: whatever else answers there is read no further. */
+async function bodyStart (response: Response): Promise<string> {
+  if (response.body === null) return ''
+  const reader = response.body.getReader()
+  const decoder = new TextDecoder()
+  let body = ''
+  try {
+    while (body.length < PING_BODY_LIMIT) {
+      const { done, value } = await reader.read()
+      if (done) break
+      body += decoder.decode(value, { stream: true })
+    }
+  } finally {
+    await reader.cancel().catch(() => {})
+  }
+  return body
+}
+
 /** undefined when Immich answered pong within `timeoutMs`, else what went wrong. */
 export async function pingFailure (upstream: string, timeoutMs: number, headers: Record<string, string> = {}): Promise<string | undefined> {
   try {
-    const response = await request(`${upstream}/api/server/ping`, {
-      headers,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      // the connection attempt too: an address that drops packets would otherwise take 10 s
-      signal: AbortSignal.timeout(timeoutMs)
-    })
-    // Immich's answer is 15 bytes; whatever else answers there is read no further than this
-    let body = ''
-    for await (const chunk of response.body) {
-      body += String(chunk)
-      if (body.length >= PING_BODY_LIMIT) break
-    }
-    response.body.destroy()
-    if (response.statusCode === 200 && body.includes('pong')) return undefined
-    return response.statusCode === 200 ? 'status 200, but not Immich\'s pong' : `status ${response.statusCode}`
+    // the connection attempt too: an address that drops packets would otherwise take 10 s
+    const response = await fetch(`${upstream}/api/server/ping`, { headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) })
+    const body = await bodyStart(response)
+    if (response.status === 200 && body.includes('pong')) return undefined
+    return response.status === 200 ? 'status 200, but not Immich\'s pong' : `status ${response.status}`
   } catch (error) {
-    const cause = error as NodeJS.ErrnoException
+    // fetch's TypeError carries the socket's error as its cause: ECONNREFUSED, ENOTFOUND, …
+    const cause = ((error as Error).cause ?? error) as NodeJS.ErrnoException
     return cause.code ?? cause.name
   }
 }

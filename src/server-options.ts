@@ -1,6 +1,8 @@
 // Options that exist only when the Fastify server is created (src/server.ts); tests build their
 // servers with the same function so that they run what users run.
 import { LogController, type FastifyServerOptions } from 'fastify'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
 import type { Config } from './config.js'
 import { stdoutLog, type LogDestination } from './stdout-log.js'
 import { DEFAULTS } from '../plugins/defaults.js'
@@ -31,13 +33,30 @@ const PRETTY = {
   ignore: 'pid,hostname,method,path,status'
 }
 
+/**
+ * pino-pretty's path, or undefined where it is not installed: it is a development dependency, so
+ * the image and `npm ci --omit=dev` installs log JSON even on a terminal. Looked up from this
+ * file in the bundle (CommonJS), else from the entry script, else the working directory.
+ */
+function prettyPrinter (): string | undefined {
+  const bases = [typeof __filename === 'string' ? __filename : undefined, process.argv[1], join(process.cwd(), 'index.js')]
+  for (const base of bases) {
+    if (base === undefined) continue
+    try {
+      return createRequire(base).resolve('pino-pretty')
+    } catch {}
+  }
+  return undefined
+}
+
 /** JSON lines for machines; readable lines when a person watches the terminal. */
 export function loggerOptions (config: Config, tty = process.stdout.isTTY === true): FastifyServerOptions['logger'] {
+  const pretty = tty ? prettyPrinter() : undefined
   return {
     level: config.logLevel,
     redact: { paths: SECRET_PATHS, censor: '[REDACTED]' },
-    ...(tty
-      ? { transport: { target: 'pino-pretty', options: PRETTY } }
+    ...(pretty !== undefined
+      ? { transport: { target: pretty, options: PRETTY } }
       : { stream: stdoutDestination() })
   }
 }

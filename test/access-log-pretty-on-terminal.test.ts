@@ -1,11 +1,14 @@
 // A person running the proxy in a terminal reads pino-pretty lines, not JSON, one line per
-// record as in the JSON (a request used to take ten): the real entry point under `script`
-// (util-linux), which gives it a pseudo-terminal for stdout.
+// record as in the JSON: the real entry point under `script` (util-linux), which gives it a
+// pseudo-terminal for stdout. pino-pretty is a development dependency: where it is not installed
+// (the image, `npm ci --omit=dev`) a terminal gets JSON.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { serverDirectory, serverCommand, spawnLogged, until } from './helpers/ops.js'
+import { root, serverDirectory, serverCommand, spawnLogged, until } from './helpers/ops.js'
 import { closedPort, within } from './helpers/websocket.js'
 
 t.test('on a terminal the log lines are pretty-printed, one line per record', async t => {
@@ -36,4 +39,33 @@ t.test('on a terminal the log lines are pretty-printed, one line per record', as
   t.match(output(), /INFO: immich-proxy started: Immich at http:\/\/127\.0\.0\.1:\d+; TLS off/, 'the summary, on one line too')
   t.notMatch(output(), /"?(pid|hostname)"?:/, 'pid and hostname left out')
   t.match(output(), /INFO: closed/)
+})
+
+t.test('on a terminal without pino-pretty installed the lines are JSON, and the proxy runs', async t => {
+  const command = await serverCommand()
+  // the bundle in a folder of its own whose node_modules has everything but pino-pretty
+  const install = mkdtempSync(join(tmpdir(), 'immich-proxy-no-pretty-'))
+  t.teardown(() => rmSync(install, { recursive: true, force: true }))
+  mkdirSync(join(install, 'dist'))
+  mkdirSync(join(install, 'node_modules'))
+  const bundle = join(install, 'dist', 'immich-proxy.cjs')
+  copyFileSync(command[command.length - 1], bundle)
+  for (const name of readdirSync(join(root, 'node_modules'))) {
+    if (name !== 'pino-pretty' && name !== '.bin') symlinkSync(join(root, 'node_modules', name), join(install, 'node_modules', name))
+  }
+  const upstream = await startUpstream(t, (req, res) => res.end('{"res":"pong"}'))
+  const port = await closedPort()
+  const { child, output, exited } = spawnLogged(t, ['script', '-qfec', `exec ${[...command.slice(0, -1), bundle].join(' ')}`, '/dev/null'], serverDirectory(),
+    { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(await closedPort()) }, 'pipe')
+
+  await until(() => output().includes('"msg":"Server listening at'), 30_000, `the proxy to listen\n${output()}`)
+  const response = await request(`http://127.0.0.1:${port}/api/server/ping`)
+  t.equal(response.statusCode, 200, 'it proxies')
+  await response.body.dump()
+  await until(() => output().includes('"msg":"request"'), 5000, `the request line\n${output()}`)
+  const proxyPid = Number(readFileSync(`/proc/${child.pid as number}/task/${child.pid as number}/children`, 'utf8').trim())
+  process.kill(proxyPid, 'SIGTERM')
+  t.equal((await within(exited, 10_000, 'the exit')).code, 0, 'SIGTERM: exit 0')
+  const lines = output().split(/\r?\n/).filter(line => line !== '')
+  t.ok(lines.every(line => { try { return typeof JSON.parse(line) === 'object' } catch { return false } }), `every line is JSON\n${output()}`)
 })

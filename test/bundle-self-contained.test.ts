@@ -64,3 +64,12 @@ t.test('started with its admin listener, the bundle reads only pino and its depe
   t.same(loaded.filter(file => !file.startsWith(join(root, 'node_modules') + sep) && file !== entry && !file.startsWith(dir)), [],
     'nor any other file of the repository')
 })
+
+t.test('the bundle carries undici\'s pool, not its index (fetch, WebSocket, caches: ~70 more modules)', async t => {
+  const command = await serverCommand()
+  const map = JSON.parse(readFileSync(`${command.at(-1) as string}.map`, 'utf8')) as { sources: string[] }
+  const undici = map.sources.filter(source => source.includes('node_modules/undici/'))
+  t.ok(undici.some(source => source.endsWith('undici/lib/dispatcher/pool.js')), 'the pool is in')
+  t.same(undici.filter(source => source.endsWith('undici/index.js') || source.includes('undici/lib/api/') || source.includes('undici/lib/web/websocket/')), [],
+    'neither the index nor what only it loads')
+})

@@ -11,6 +11,7 @@
 // counted in a coarser bucket it shares with its neighbours (IPv4 /16, IPv6 /32), in a table a
 // tenth the size, and past that in one bucket for everyone. A flood of addresses thus brakes
 // newcomers together, and never sets free the ones already braked.
+import ipaddr from 'ipaddr.js'
 import { isIP, isIPv6 } from 'node:net'
 
 export interface FailureLimiterOptions {
@@ -55,21 +56,10 @@ class Table {
   }
 }
 
-/** The eight 16-bit groups of an IPv6 address, or undefined for anything else. */
+/** The eight 16-bit groups of an IPv6 address (its zone left out), or undefined for anything else. */
 function ipv6Groups (address: string): number[] | undefined {
-  let text = address.split('%')[0]
-  if (!isIPv6(text)) return undefined
-  // an IPv4 tail (64:ff9b::192.0.2.1) as the two groups it stands for
-  const tailStart = text.lastIndexOf(':') + 1
-  if (text.includes('.', tailStart)) {
-    const [a, b, c, d] = text.slice(tailStart).split('.').map(Number)
-    text = `${text.slice(0, tailStart)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
-  }
-  const [left, right] = text.split('::')
-  const head = left === '' ? [] : left.split(':')
-  const tail = right === undefined || right === '' ? [] : right.split(':')
-  const groups = right === undefined ? head : [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail]
-  return groups.map(group => parseInt(group, 16))
+  const text = address.split('%')[0]
+  return isIPv6(text) ? ipaddr.IPv6.parse(text).parts : undefined
 }
 
 function prefix (groups: number[], bits: 32 | 48 | 64): string {
@@ -78,7 +68,9 @@ function prefix (groups: number[], bits: 32 | 48 | 64): string {
 
 // an IPv4 client seen through a dual-stack socket is that IPv4 address, not a /64 shared by all
 function mappedIPv4 (address: string): string | undefined {
-  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1]
+  if (!isIPv6(address)) return undefined
+  const ip = ipaddr.IPv6.parse(address)
+  return ip.isIPv4MappedAddress() ? ip.toIPv4Address().toString() : undefined
 }
 
 /** The client the brake counts: an IPv4 address or an IPv6 /64. Anything else is used as is. */

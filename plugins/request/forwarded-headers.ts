@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import type { IncomingMessage } from 'node:http'
 import { isIP, type Socket } from 'node:net'
-import proxyAddr from 'proxy-addr'
+import proxyAddr from '@fastify/proxy-addr'
 
 export interface ForwardedHeadersOptions {
   /**
