@@ -8,7 +8,8 @@ import type { IncomingMessage } from 'node:http'
 import { Client } from 'undici'
 import WebSocket from 'ws'
 import { rawExchange, startProxy, startUpstream, text } from './helper.js'
-import { openClient, rawUpgrade, startWsUpstream, within } from './helpers/websocket.js'
+import { openClient, rawUpgrade, startWsUpstream } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 const KEY = 'correct-horse-battery'
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'PROPFIND']

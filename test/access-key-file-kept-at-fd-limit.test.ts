@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { connect, type Socket } from 'node:net'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { serverCommand, spawnServer, until } from './helpers/ops.js'
+import { serverCommand, spawnServer } from './helpers/ops.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('a key file unreadable for want of descriptors keeps its keys', async t => {
   const dir = t.testdir()
@@ -26,11 +27,11 @@ t.test('a key file unreadable for want of descriptors keeps its keys', async t =
   for (let i = 0; i < 200; i++) sockets.push(connect(proxy.port, '127.0.0.1').on('error', () => {}))
   const kept = 'access key file unreadable for now (no file descriptor free); its keys stay in service'
   const revoked = 'access key file unreadable; its keys are revoked'
-  await until(() => proxy.lines.some(line => line.msg === kept || line.msg === revoked), 10_000, 'a re-read of the key file at the fd limit')
+  await waitFor(() => proxy.lines.some(line => line.msg === kept || line.msg === revoked), 10_000, 'a re-read of the key file at the fd limit')
   for (const socket of sockets) socket.destroy()
   // the proxy sees the flood's sockets close a moment after this side does; a request it cannot
   // yet accept is tried again, a refusal (403) is not
-  await until(() => proxy.child.exitCode !== null || readdirSync(`/proc/${proxy.child.pid ?? 0}/fd`).length < 100, 5000, 'the flood\'s sockets to close')
+  await waitFor(() => proxy.child.exitCode !== null || readdirSync(`/proc/${proxy.child.pid ?? 0}/fd`).length < 100, 5000, 'the flood\'s sockets to close')
 
   const messages = proxy.lines.map(line => line.msg)
   t.notOk(messages.includes('access key file unreadable; its keys are revoked'), 'the keys were not revoked')

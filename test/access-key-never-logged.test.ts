@@ -5,8 +5,9 @@ import t from 'tap'
 import { once } from 'node:events'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { eventually, keyFile, postUnlock, startLoggedProxy, statusWith } from './helpers/access-key.js'
-import { openClient, startWsUpstream, within } from './helpers/websocket.js'
+import { keyFile, postUnlock, startLoggedProxy, statusWith } from './helpers/access-key.js'
+import { openClient, startWsUpstream } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 
 const ENV_KEY = 'env-key-Zq81vXw3'
 const FILE_KEY = 'file-key-Pm27cLr9'
@@ -38,7 +39,7 @@ t.test('at LOG_LEVEL=trace, no key, guess or cookie value appears in the proxy\'
   await withCookie.body.dump()
   t.equal((await postUnlock(proxy.url, { key: GUESS, next: '/' })).status, 403, 'the third guess')
   t.equal((await postUnlock(proxy.url, { key: GUESS, next: '/' })).status, 429, 'the brake')
-  await eventually(async () => await statusWith(proxy.url + '/', ENV_KEY), 200, 10_000, 'the end of the cool-down')
+  await waitFor(async () => await statusWith(proxy.url + '/', ENV_KEY) === 200, 10_000, 'the end of the cool-down', { intervalMs: 100 })
 
   const ws = await openClient(t, `ws://127.0.0.1:${wsProxy.port}/api/socket.io/?EIO=4&transport=websocket`, [], { headers: { 'x-access-key': ENV_KEY } })
   ws.send('ping')
@@ -47,7 +48,7 @@ t.test('at LOG_LEVEL=trace, no key, guess or cookie value appears in the proxy\'
 
   // a reload is logged too
   file.write(`${FILE_KEY}\nanother-key\n`)
-  await eventually(async () => proxy.log.text.includes('access key file reloaded'), true, 10_000, 'the reload to be logged')
+  await waitFor(() => proxy.log.text.includes('access key file reloaded'), 10_000, 'the reload to be logged', { intervalMs: 100 })
 
   const log = proxy.log.text + wsProxy.log.text
   t.match(log, /"path":"\/api\/server\/ping"/, 'requests were logged (the capture works)')

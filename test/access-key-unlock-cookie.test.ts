@@ -8,7 +8,8 @@ import { once } from 'node:events'
 import { request } from 'undici'
 import { startProxy, startUpstream } from './helper.js'
 import { COOKIE, postUnlock, statusWith } from './helpers/access-key.js'
-import { openClient, startWsUpstream, within } from './helpers/websocket.js'
+import { openClient, startWsUpstream } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 const KEY = 'unlock-me-4RkP9'
 

@@ -6,7 +6,8 @@ import { once } from 'node:events'
 import { Agent, request } from 'undici'
 import { startProxy } from './helper.js'
 import { postUnlock, startWebApp } from './helpers/access-key.js'
-import { openClient, within } from './helpers/websocket.js'
+import { openClient } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 const KEY = 'tls-key-8Hq2'
 

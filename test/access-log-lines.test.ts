@@ -4,8 +4,9 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { request } from 'undici'
-import { logged, spawnServer, until, type LogLine } from './helpers/ops.js'
-import { openClient, startWsUpstream, within } from './helpers/websocket.js'
+import { logged, spawnServer, type LogLine } from './helpers/ops.js'
+import { openClient, startWsUpstream } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 
 const SECRETS = {
   shareKey: 'share-key-Qw8vLp2x',
@@ -49,7 +50,7 @@ t.test('one line per request and per WebSocket, secrets masked or absent', async
   ws.send('hello')
   await within(once(ws, 'message'), 5000, 'the echo')
   ws.close()
-  await until(() => logged(proxy.lines, 'websocket').length === 1, 5000, 'the websocket line')
+  await waitFor(() => logged(proxy.lines, 'websocket').length === 1, 5000, 'the websocket line')
 
   const requests = logged(proxy.lines, 'request')
   t.equal(requests.length, 3, 'one line per request')

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { root, serverDirectory, serverCommand, spawnLogged, until } from './helpers/ops.js'
-import { closedPort, within } from './helpers/websocket.js'
+import { root, serverDirectory, serverCommand, spawnLogged } from './helpers/ops.js'
+import { closedPort } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 
 t.test('on a terminal the log lines are pretty-printed, one line per record', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('{"res":"pong"}'))
@@ -18,11 +19,11 @@ t.test('on a terminal the log lines are pretty-printed, one line per record', as
   const { child, output, exited } = spawnLogged(t, ['script', '-qfec', `exec ${(await serverCommand()).join(' ')}`, '/dev/null'], serverDirectory(),
     { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(await closedPort()) }, 'pipe')
 
-  await until(() => output().includes(`INFO: Server listening at http://127.0.0.1:${port}`), 30_000, `the proxy to listen\n${output()}`)
+  await waitFor(() => output().includes(`INFO: Server listening at http://127.0.0.1:${port}`), 30_000, 'the proxy to listen', { last: output })
   const response = await request(`http://127.0.0.1:${port}/api/server/ping?key=share-secret`)
   t.equal(response.statusCode, 200)
   await response.body.dump()
-  await until(() => output().includes('INFO: request'), 5000, `the request line\n${output()}`)
+  await waitFor(() => output().includes('INFO: request'), 5000, 'the request line', { last: output })
 
   const proxyPid = Number(readFileSync(`/proc/${child.pid as number}/task/${child.pid as number}/children`, 'utf8').trim())
   process.kill(proxyPid, 'SIGTERM')
@@ -58,11 +59,11 @@ t.test('on a terminal without pino-pretty installed the lines are JSON, and the 
   const { child, output, exited } = spawnLogged(t, ['script', '-qfec', `exec ${[...command.slice(0, -1), bundle].join(' ')}`, '/dev/null'], serverDirectory(),
     { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(await closedPort()) }, 'pipe')
 
-  await until(() => output().includes('"msg":"Server listening at'), 30_000, `the proxy to listen\n${output()}`)
+  await waitFor(() => output().includes('"msg":"Server listening at'), 30_000, 'the proxy to listen', { last: output })
   const response = await request(`http://127.0.0.1:${port}/api/server/ping`)
   t.equal(response.statusCode, 200, 'it proxies')
   await response.body.dump()
-  await until(() => output().includes('"msg":"request"'), 5000, `the request line\n${output()}`)
+  await waitFor(() => output().includes('"msg":"request"'), 5000, 'the request line', { last: output })
   const proxyPid = Number(readFileSync(`/proc/${child.pid as number}/task/${child.pid as number}/children`, 'utf8').trim())
   process.kill(proxyPid, 'SIGTERM')
   t.equal((await within(exited, 10_000, 'the exit')).code, 0, 'SIGTERM: exit 0')

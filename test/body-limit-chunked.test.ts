@@ -3,7 +3,8 @@ import { connect } from 'node:net'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { startProxy, startUpstream } from './helper.js'
-import { receiveBody, signal, within, type ReceivedBody } from './helpers/bodies.js'
+import { receiveBody, signal, type ReceivedBody } from './helpers/bodies.js'
+import { within } from './helpers/wait.js'
 
 // BODY_LIMIT=1k: a body without Content-Length is counted as it streams; 1024 bytes pass
 const env = { BODY_LIMIT: '1k' }

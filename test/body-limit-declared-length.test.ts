@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { request } from 'undici'
 import { startProxy, startUpstream, type Upstream } from './helper.js'
-import { curl, receiveBody, within } from './helpers/bodies.js'
+import { curl, receiveBody } from './helpers/bodies.js'
+import { within } from './helpers/wait.js'
 
 // BODY_LIMIT=1k: 1024 bytes pass, 1025 do not (nginx client_max_body_size semantics)
 const env = { BODY_LIMIT: '1k' }

@@ -3,7 +3,8 @@ import { connect } from 'node:net'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { startProxy, startUpstream } from './helper.js'
-import { digestOf, receiveBody, signal, within } from './helpers/bodies.js'
+import { digestOf, receiveBody, signal } from './helpers/bodies.js'
+import { within } from './helpers/wait.js'
 
 // 60000 MiB: over the default BODY_LIMIT of 50000M, announced but never sent in full
 const HUGE = 60_000 * 1024 * 1024

@@ -9,7 +9,7 @@ import { join, relative, sep } from 'node:path'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
 import { root, serverCommand, spawnServer } from './helpers/ops.js'
-import { within } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 /** pino and every package it depends on, transitively, as installed (npm installs them flat). */
 function pinoPackages (): Set<string> {

@@ -12,7 +12,7 @@ import { EnvSchema } from '../src/config.js'
 import { parseDuration } from '../src/nginx-units.js'
 import { startUpstream } from './helper.js'
 import { ensureBuilt, root, spawnServer } from './helpers/ops.js'
-import { within } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 interface Instruction { keyword: string, args: string }
 

@@ -10,8 +10,9 @@ import { Writable } from 'node:stream'
 import Fastify, { LogController } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { startUpstream } from './helper.js'
-import { ensureBuilt, root, spawnLogged, until, type LogLine } from './helpers/ops.js'
-import { closedPort, within } from './helpers/websocket.js'
+import { ensureBuilt, root, spawnLogged, type LogLine } from './helpers/ops.js'
+import { closedPort } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 import { app, parseConfig } from '../src/index.js'
 
 async function get (port: number, host: string, path: string): Promise<number | undefined> {
@@ -42,11 +43,11 @@ t.test('the documented example logs one access line per request for Immich\'s ho
   const port = await closedPort()
   const { child, lines, output, exited } = spawnLogged(t, [process.execPath, join(dir, 'example.mjs')], dir,
     { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, PORT: String(port) })
-  await until(() => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${port}`) || child.exitCode !== null, 30_000, `the example to listen\n${output()}`)
+  await waitFor(() => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${port}`) || child.exitCode !== null, 30_000, 'the example to listen', { last: output })
 
   t.equal(await get(port, 'photos.example.org', '/api/server/ping?key=share-secret'), 200, 'Immich\'s host reaches Immich')
   t.equal(await get(port, 'www.example.org', '/'), 200, 'the host app\'s own route answers')
-  await until(() => lines.some(line => line.msg === 'request'), 5000, `the access line\n${output()}`)
+  await waitFor(() => lines.some(line => line.msg === 'request'), 5000, 'the access line', { last: output })
   child.kill('SIGTERM')
   await within(exited, 10_000, 'the exit')
   const access = lines.filter(line => line.msg === 'request')

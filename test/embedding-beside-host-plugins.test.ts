@@ -9,7 +9,8 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import { app, parseConfig } from '../src/index.js'
-import { startWsUpstream, within } from './helpers/websocket.js'
+import { startWsUpstream } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 t.test('a host app with @fastify/under-pressure can register the app', async t => {
   const upstream = await startWsUpstream(t)

@@ -11,7 +11,8 @@ import { request, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import { app, parseConfig } from '../src/index.js'
-import { startWsUpstream, within } from './helpers/websocket.js'
+import { startWsUpstream } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 interface Answer { status?: number, body: string }
 

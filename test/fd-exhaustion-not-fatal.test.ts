@@ -5,8 +5,9 @@
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
 import { startUpstream } from './helper.js'
-import { eventually, statusWith } from './helpers/access-key.js'
-import { serverCommand, spawnServer, until } from './helpers/ops.js'
+import { statusWith } from './helpers/access-key.js'
+import { serverCommand, spawnServer } from './helpers/ops.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('out of descriptors, the process keeps running and answers afterwards', async t => {
   const upstream = await startUpstream(t, (req, res) => { res.end('ok') })
@@ -18,7 +19,7 @@ t.test('out of descriptors, the process keeps running and answers afterwards', a
   for (let i = 0; i < 250; i++) sockets.push(connect(proxy.port, '127.0.0.1').on('error', () => {}))
   // the one-second sampler reads the RSS at the limit, then one turn more
   const failedRead = 'cannot read the process RSS; load shedding keeps the last reading'
-  await until(() => proxy.lines.some(line => line.msg === failedRead) || proxy.child.exitCode !== null, 10_000, 'the sampler to meet the fd limit')
+  await waitFor(() => proxy.lines.some(line => line.msg === failedRead) || proxy.child.exitCode !== null, 10_000, 'the sampler to meet the fd limit')
   await new Promise(resolve => setTimeout(resolve, 1100))
   for (const socket of sockets) socket.destroy()
 
@@ -26,6 +27,6 @@ t.test('out of descriptors, the process keeps running and answers afterwards', a
   t.ok(proxy.lines.some(line => line.msg === failedRead), 'the failed RSS read is logged')
   t.notOk(proxy.lines.some(line => line.msg === 'closing after an error'), 'no shutdown began')
   // the proxy sees the flood's sockets close a moment after this side does
-  await eventually(async () => await statusWith(proxy.url + '/api/server/ping').catch(() => 0), 200, 5000, 'a normal request to be answered after the flood')
+  await waitFor(async () => await statusWith(proxy.url + '/api/server/ping').catch(() => 0) === 200, 5000, 'a normal request to be answered after the flood', { intervalMs: 100 })
   t.equal(proxy.child.exitCode, null, 'and the process is still running')
 })

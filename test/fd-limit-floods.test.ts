@@ -11,7 +11,7 @@ import { connect as tlsConnect } from 'node:tls'
 import { startUpstream } from './helper.js'
 import { serverCommand, spawnServer, type ServerProcess } from './helpers/ops.js'
 import { makeCertificate, writeCertificateFiles, type TestCertificate } from './helpers/tls.js'
-import { waitFor, within } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 
 const FD_LIMIT = 256
 

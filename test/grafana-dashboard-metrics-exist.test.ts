@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { metricsWhen, root, sample, startListeners } from './helpers/ops.js'
+import { metricsOf, root, sample, startListeners } from './helpers/ops.js'
+import { waitFor } from './helpers/wait.js'
 
 interface Target { expr: string }
 interface Panel { id: number, type: string, title: string, datasource?: { type: string, uid: string }, gridPos: { w: number, x: number }, targets?: Array<Target & { datasource: { uid: string } }> }
@@ -86,8 +87,12 @@ t.test('every metric the dashboard queries is on /metrics, and every metric of t
     const response = await request(`${proxy.url}/api/server/ping`, { headers })
     await response.body.dump()
   }
-  const metrics = await metricsWhen(proxy.adminUrl, text => sample(text, 'immich_proxy_access_key_refusals_total', 'reason="missing"') === 1 &&
-    sample(text, 'immich_proxy_requests_total', 'status_class="2xx"') === 1, 'both requests to be counted')
+  let metrics = ''
+  await waitFor(async () => {
+    metrics = await metricsOf(proxy.adminUrl)
+    return sample(metrics, 'immich_proxy_access_key_refusals_total', 'reason="missing"') === 1 &&
+    sample(metrics, 'immich_proxy_requests_total', 'status_class="2xx"') === 1
+  }, 5000, 'both requests to be counted', { last: () => metrics })
   const types = new Map([...metrics.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => [name, type]))
 
   const queries: Array<{ where: string, expr: string }> = [

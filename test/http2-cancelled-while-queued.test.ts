@@ -5,9 +5,9 @@ import t from 'tap'
 import { connect } from 'node:http2'
 import { Agent } from 'undici'
 import { startUpstream } from './helper.js'
-import { waitFor } from './helpers/websocket.js'
 import { spawnServer } from './helpers/ops.js'
 import { statusWith } from './helpers/access-key.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('cancelled while queued, an HTTP/2 request never reaches Immich', async t => {
   // /slow holds the one connection for 2 s, never silent for PROXY_TIMEOUT

@@ -2,8 +2,8 @@ import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { constants } from 'node:http2'
 import { startUpstream } from './helper.js'
-import { within } from './helpers/bodies.js'
 import { h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { within } from './helpers/wait.js'
 
 // A response Immich cuts (its connection reset, or silent past PROXY_TIMEOUT) must look cut to an
 // HTTP/2 client, as a missing last chunk does over HTTP/1.1: the stream is reset with an error

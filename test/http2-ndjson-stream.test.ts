@@ -3,8 +3,9 @@ import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http2'
 import { startUpstream } from './helper.js'
-import { signal, within } from './helpers/bodies.js'
+import { signal } from './helpers/bodies.js'
 import { h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { within } from './helpers/wait.js'
 
 // Immich's POST /api/sync/stream over HTTP/2: each JSON line must reach the client while the
 // upstream still holds the next one back. Buffering anywhere (for a frame size, a time, or the

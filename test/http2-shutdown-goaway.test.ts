@@ -1,8 +1,8 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { startUpstream } from './helper.js'
-import { within } from './helpers/websocket.js'
 import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { within } from './helpers/wait.js'
 
 // A browser keeps its HTTP/2 session open long after the page loaded. On shutdown the proxy must
 // not wait for it (Node's server.close() would, until the session's 72 s idle timeout, far past

@@ -6,9 +6,10 @@ import t from 'tap'
 import { connect, constants } from 'node:http2'
 import { startUpstream } from './helper.js'
 import { Agent } from 'undici'
-import { closedPort, waitFor, within } from './helpers/websocket.js'
+import { closedPort } from './helpers/websocket.js'
 import { spawnServer } from './helpers/ops.js'
 import { statusWith } from './helpers/access-key.js'
+import { waitFor, within } from './helpers/wait.js'
 
 /** POSTs 10 of 100 declared bytes, waits for the answer, then cancels the stream. */
 async function refusedThenCancelled (origin: string): Promise<number> {

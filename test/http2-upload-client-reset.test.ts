@@ -2,8 +2,9 @@ import t, { type Test } from 'tap'
 import { constants } from 'node:http2'
 import type { IncomingHttpHeaders } from 'node:http'
 import { startUpstream } from './helper.js'
-import { receiveBody, signal, within, type ReceivedBody } from './helpers/bodies.js'
+import { receiveBody, signal, type ReceivedBody } from './helpers/bodies.js'
 import { h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { within } from './helpers/wait.js'
 
 // An HTTP/2 client gives up on an upload with RST_STREAM alone: no END_STREAM, so the body is
 // cut and Immich must see it cut, however the body is framed and whatever BODY_LIMIT is. A client

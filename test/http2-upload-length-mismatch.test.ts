@@ -4,8 +4,9 @@ import { constants, type ClientHttp2Session, type ClientHttp2Stream, type Outgoi
 import type { IncomingHttpHeaders } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startUpstream } from './helper.js'
-import { receiveBody, signal, within, type ReceivedBody } from './helpers/bodies.js'
+import { receiveBody, signal, type ReceivedBody } from './helpers/bodies.js'
 import { h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { within } from './helpers/wait.js'
 
 // RFC 9113 §8.1.1: an HTTP/2 request whose DATA frames add up to more or less than its
 // content-length is malformed. The client gets a stream error; Immich must never see a complete

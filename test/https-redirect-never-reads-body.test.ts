@@ -5,8 +5,8 @@ import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { connect } from 'node:net'
 import { startUpstream } from './helper.js'
-import { within } from './helpers/bodies.js'
 import { startRedirectListener } from './helpers/tls.js'
+import { within } from './helpers/wait.js'
 
 async function setUp (t: Test, env: Record<string, string> = {}) {
   const upstream = await startUpstream(t, (req, res) => res.end('{"api":{"endpoint":"/api"}}'))

@@ -6,8 +6,9 @@ import t from 'tap'
 import { once } from 'node:events'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { metricsWhen, overload, sample, startListeners } from './helpers/ops.js'
-import { openClient, startWsUpstream, within } from './helpers/websocket.js'
+import { metricsOf, overload, sample, startListeners } from './helpers/ops.js'
+import { openClient, startWsUpstream } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 
 const CHUNK = Buffer.alloc(10_000, 'd')
 const CHUNKS = 25
@@ -59,8 +60,11 @@ t.test('503 + Retry-After for new requests under pressure; running transfers are
   }, 'a new request is shed')
   t.notOk(downloadEnded, 'while the download was still running')
   // a shed request is one the operator must see: counted (and logged) like any other
-  const counted = await metricsWhen(proxy.adminUrl, metrics => (sample(metrics, 'immich_proxy_requests_total', 'status_class="5xx"') ?? 0) >= 1, 'the shed request to be counted', 2000)
-    .catch((error: Error) => error.message)
+  let counted = ''
+  await waitFor(async () => {
+    counted = await metricsOf(proxy.adminUrl)
+    return (sample(counted, 'immich_proxy_requests_total', 'status_class="5xx"') ?? 0) >= 1
+  }, 2000, 'the shed request to be counted', { last: () => counted }).catch(() => {}) // the assertion below says what was missing
   t.ok((sample(counted, 'immich_proxy_requests_total', 'status_class="5xx"') ?? 0) >= 1, 'the shed request is counted as 5xx')
 
   t.equal((await within(downloaded, 10_000, 'the download')).byteLength, CHUNK.length * CHUNKS, 'the download already running got every byte')

@@ -8,8 +8,8 @@ import { startProxy, startUpstream } from './helper.js'
 import { connectionLimits, FD_RESERVE, fdLimit } from '../src/connection-limits.js'
 import { parseConfig } from '../src/config.js'
 import { spawnServer, logged } from './helpers/ops.js'
-import { eventually, statusWith } from './helpers/access-key.js'
-import { waitFor } from './helpers/websocket.js'
+import { statusWith } from './helpers/access-key.js'
+import { waitFor } from './helpers/wait.js'
 
 async function openConnection (port: number): Promise<{ socket: Socket, closed: () => boolean }> {
   const socket = connect(port, '127.0.0.1')
@@ -33,7 +33,7 @@ t.test('connections past MAX_CONNECTIONS are closed; open ones are served', asyn
   t.match(answer.toString(), /^HTTP\/1\.1 200 /, 'an open connection is served')
   for (const connection of held) connection.socket.destroy()
   // the proxy counts a connection out a moment after this side closes it
-  await eventually(async () => await statusWith(`${proxy.url}/x`).catch(() => 0), 200, 5000, 'new connections to be taken again once below the cap')
+  await waitFor(async () => await statusWith(`${proxy.url}/x`).catch(() => 0) === 200, 5000, 'new connections to be taken again once below the cap', { intervalMs: 100 })
 })
 
 t.test('the default is derived from the fd limit; a value above it is warned about', async t => {

@@ -3,7 +3,8 @@
 import t from 'tap'
 import { startUpstream } from './helper.js'
 import { statusWith } from './helpers/access-key.js'
-import { metricsWhen, sample, startListeners } from './helpers/ops.js'
+import { metricsOf, sample, startListeners } from './helpers/ops.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('refusals are counted by reason', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('immich'))
@@ -14,7 +15,11 @@ t.test('refusals are counted by reason', async t => {
   t.equal(await statusWith(proxy.url + '/', 'guess-2'), 403)
   t.equal(await statusWith(proxy.url + '/', 'the-key'), 429)
 
-  const metrics = await metricsWhen(proxy.adminUrl, text => sample(text, 'immich_proxy_requests_total', 'status_class="4xx"') === 4, 'the refusals to be counted')
+  let metrics = ''
+  await waitFor(async () => {
+    metrics = await metricsOf(proxy.adminUrl)
+    return sample(metrics, 'immich_proxy_requests_total', 'status_class="4xx"') === 4
+  }, 5000, 'the refusals to be counted', { last: () => metrics })
   t.equal(sample(metrics, 'immich_proxy_access_key_refusals_total', 'reason="missing"'), 1)
   t.equal(sample(metrics, 'immich_proxy_access_key_refusals_total', 'reason="wrong"'), 2)
   t.equal(sample(metrics, 'immich_proxy_access_key_refusals_total', 'reason="brake"'), 1)

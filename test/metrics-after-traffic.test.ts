@@ -3,7 +3,8 @@
 import t from 'tap'
 import { Client } from 'undici'
 import { startUpstream } from './helper.js'
-import { metricsOf, metricsWhen, sample, startListeners } from './helpers/ops.js'
+import { metricsOf, sample, startListeners } from './helpers/ops.js'
+import { waitFor } from './helpers/wait.js'
 
 const DOWNLOAD = 300_000
 const UPLOAD = 500_000
@@ -40,7 +41,11 @@ t.test('requests by status class, bytes in and out, upstream latency', async t =
     await response.body.dump()
   }
 
-  const after = await metricsWhen(proxy.adminUrl, metrics => sample(metrics, 'immich_proxy_requests_total', 'status_class="5xx"') === 1, 'the last request to be counted')
+  let after = ''
+  await waitFor(async () => {
+    after = await metricsOf(proxy.adminUrl)
+    return sample(after, 'immich_proxy_requests_total', 'status_class="5xx"') === 1
+  }, 5000, 'the last request to be counted', { last: () => after })
   t.equal(sample(after, 'immich_proxy_requests_total', 'status_class="2xx"'), 2)
   t.equal(sample(after, 'immich_proxy_requests_total', 'status_class="4xx"'), 2)
   t.equal(sample(after, 'immich_proxy_requests_total', 'status_class="5xx"'), 1)

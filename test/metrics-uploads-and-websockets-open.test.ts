@@ -3,8 +3,9 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { startUpstream } from './helper.js'
-import { metricsOf, metricsWhen, pacedUpload, sample, startListeners } from './helpers/ops.js'
-import { openClient, startWsUpstream, within } from './helpers/websocket.js'
+import { metricsOf, pacedUpload, sample, startListeners } from './helpers/ops.js'
+import { openClient, startWsUpstream } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 
 t.test('uploads_in_flight is 1 during an upload and 0 after it', async t => {
   const upstream = await startUpstream(t, (req, res) => {
@@ -17,12 +18,20 @@ t.test('uploads_in_flight is 1 during an upload and 0 after it', async t => {
 
   // 1 MB in 10 pieces 200 ms apart: about 2 s in flight
   const upload = pacedUpload(proxy.port, '/api/assets', 1_000_000, 10, 200)
-  const during = await metricsWhen(proxy.adminUrl, metrics => sample(metrics, 'immich_proxy_uploads_in_flight') === 1, 'the upload to be counted')
+  let during = ''
+  await waitFor(async () => {
+    during = await metricsOf(proxy.adminUrl)
+    return sample(during, 'immich_proxy_uploads_in_flight') === 1
+  }, 5000, 'the upload to be counted', { last: () => during })
   t.equal(sample(during, 'immich_proxy_uploads_in_flight'), 1)
   t.ok(upload.sent() < 1_000_000, `seen while in progress (${upload.sent()} bytes sent)`)
 
   t.same(await upload.done, { status: 200, body: '{"received":1000000}' })
-  const after = await metricsWhen(proxy.adminUrl, metrics => sample(metrics, 'immich_proxy_uploads_in_flight') === 0, 'the upload to end')
+  let after = ''
+  await waitFor(async () => {
+    after = await metricsOf(proxy.adminUrl)
+    return sample(after, 'immich_proxy_uploads_in_flight') === 0
+  }, 5000, 'the upload to end', { last: () => after })
   t.equal(sample(after, 'immich_proxy_uploads_in_flight'), 0)
   t.equal(sample(after, 'immich_proxy_requests_total', 'status_class="2xx"'), 1)
 })
@@ -36,7 +45,7 @@ t.test('websockets_open is 1 while a tunnel is open and 0 after; its bytes are c
   const sentBefore = sample(before, 'immich_proxy_sent_bytes_total') as number
 
   const ws = await openClient(t, `ws://127.0.0.1:${proxy.port}/api/socket.io/?EIO=4&transport=websocket`)
-  await metricsWhen(proxy.adminUrl, metrics => sample(metrics, 'immich_proxy_websockets_open') === 1, 'the tunnel to be counted')
+  await waitFor(async () => sample(await metricsOf(proxy.adminUrl), 'immich_proxy_websockets_open') === 1, 5000, 'the tunnel to be counted')
   t.pass('websockets_open = 1')
 
   const message = Buffer.alloc(100_000, 'w')
@@ -46,7 +55,11 @@ t.test('websockets_open is 1 while a tunnel is open and 0 after; its bytes are c
   ws.close()
   await within(once(ws, 'close'), 5000, 'the close')
 
-  const after = await metricsWhen(proxy.adminUrl, metrics => sample(metrics, 'immich_proxy_websockets_open') === 0, 'the tunnel to close')
+  let after = ''
+  await waitFor(async () => {
+    after = await metricsOf(proxy.adminUrl)
+    return sample(after, 'immich_proxy_websockets_open') === 0
+  }, 5000, 'the tunnel to close', { last: () => after })
   t.equal(sample(after, 'immich_proxy_websockets_open'), 0)
   // a masked client frame and the server's unmasked echo, plus the close frames
   const received = (sample(after, 'immich_proxy_received_bytes_total') as number) - receivedBefore

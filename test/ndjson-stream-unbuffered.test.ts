@@ -2,7 +2,8 @@ import t from 'tap'
 import type { ServerResponse } from 'node:http'
 import { request } from 'undici'
 import { startProxy, startUpstream } from './helper.js'
-import { signal, within } from './helpers/bodies.js'
+import { signal } from './helpers/bodies.js'
+import { within } from './helpers/wait.js'
 
 // Immich's POST /api/sync/stream: JSON lines written as changes are found. Each line must reach
 // the client while the upstream still holds the next one back; a proxy that buffered (for a

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { startUpstream } from './helper.js'
 import { spawnServer } from './helpers/ops.js'
-import { waitFor } from './helpers/websocket.js'
+import { waitFor } from './helpers/wait.js'
 
 const PIPELINED = 5000
 

@@ -6,7 +6,7 @@ import { connect } from 'node:net'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
 import { spawnServer } from './helpers/ops.js'
-import { waitFor } from './helpers/websocket.js'
+import { waitFor } from './helpers/wait.js'
 
 const PIPELINED = 10_000
 

@@ -5,7 +5,7 @@ import t from 'tap'
 import { connect } from 'node:tls'
 import { once } from 'node:events'
 import { startProxy, startUpstream } from './helper.js'
-import { waitFor } from './helpers/websocket.js'
+import { waitFor } from './helpers/wait.js'
 
 const PIPELINED = 300
 

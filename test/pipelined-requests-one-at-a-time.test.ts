@@ -5,7 +5,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import { connect } from 'node:net'
 import { startProxy, startUpstream } from './helper.js'
-import { waitFor } from './helpers/websocket.js'
+import { waitFor } from './helpers/wait.js'
 
 const UPLOAD = Buffer.alloc(1024 * 1024, 'u')
 

@@ -4,8 +4,9 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { connect } from 'node:net'
-import { getJson, logged, pacedUpload, spawnServer, until } from './helpers/ops.js'
-import { closeOf, openClient, startWsUpstream, within } from './helpers/websocket.js'
+import { getJson, logged, pacedUpload, spawnServer } from './helpers/ops.js'
+import { closeOf, openClient, startWsUpstream } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 
 const UPLOAD = 2_000_000
 
@@ -44,10 +45,10 @@ t.test('SIGTERM mid-upload: the upload completes, new connections are refused, e
 
   // 2 MB in 16 pieces 200 ms apart: about 3 s
   const upload = pacedUpload(proxy.port, '/api/assets', UPLOAD, 16, 200)
-  await until(() => received > 0, 5000, 'the upload to reach Immich')
+  await waitFor(() => received > 0, 5000, 'the upload to reach Immich')
   const signalled = Date.now()
   proxy.child.kill('SIGTERM')
-  await until(() => logged(proxy.lines, 'closing: no new connections; waiting for requests in flight').length === 1, 5000, 'the drain to begin')
+  await waitFor(() => logged(proxy.lines, 'closing: no new connections; waiting for requests in flight').length === 1, 5000, 'the drain to begin')
   t.ok(upload.sent() < UPLOAD, `the upload was in flight at SIGTERM (${upload.sent()} of ${UPLOAD} bytes sent)`)
 
   t.equal(await connectOutcome(proxy.port), 'ECONNREFUSED', 'a new connection during the drain is refused')

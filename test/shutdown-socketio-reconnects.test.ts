@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { Server } from 'socket.io'
 import { io } from 'socket.io-client'
 import { spawnServer } from './helpers/ops.js'
-import { within } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 t.test('after SIGTERM a socket.io client sees "transport close" and reconnects to the next proxy', async t => {
   const http = createServer()

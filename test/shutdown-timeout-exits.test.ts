@@ -2,8 +2,8 @@
 // exits anyway, with code 1 (close-with-grace's code for a drain that timed out) and a log line
 // saying why.
 import t from 'tap'
-import { logged, pacedUpload, spawnServer, until } from './helpers/ops.js'
-import { within } from './helpers/websocket.js'
+import { logged, pacedUpload, spawnServer } from './helpers/ops.js'
+import { waitFor, within } from './helpers/wait.js'
 import { startUpstream } from './helper.js'
 
 t.test('SHUTDOWN_TIMEOUT=1s with a 5 s upload in flight: exit 1 after about a second', async t => {
@@ -15,7 +15,7 @@ t.test('SHUTDOWN_TIMEOUT=1s with a 5 s upload in flight: exit 1 after about a se
   const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url, SHUTDOWN_TIMEOUT: '1s' })
   // 2 MB in 25 pieces 200 ms apart: about 5 s
   const upload = pacedUpload(proxy.port, '/api/assets', 2_000_000, 25, 200)
-  await until(() => received > 0, 5000, 'the upload to reach Immich')
+  await waitFor(() => received > 0, 5000, 'the upload to reach Immich')
   const signalled = Date.now()
   proxy.child.kill('SIGTERM')
 

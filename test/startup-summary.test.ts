@@ -7,9 +7,10 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { startUpstream } from './helper.js'
-import { spawnServer, until, type LogLine } from './helpers/ops.js'
+import { spawnServer, type LogLine } from './helpers/ops.js'
 import { makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { closedPort } from './helpers/websocket.js'
+import { waitFor } from './helpers/wait.js'
 import { STARTUP_CHECK_USER_AGENT } from '../src/immich-ping.js'
 
 const summaries = (lines: LogLine[]): unknown[] => lines.map(line => line.msg).filter(msg => typeof msg === 'string' && msg.startsWith('immich-proxy started: '))
@@ -26,7 +27,7 @@ t.test('self-signed TLS, a redirect listener and access keys: one line says so, 
     `immich-proxy started: Immich at ${upstream.url}; TLS self-signed, HTTP/2 on, access key on, body limit 10M; ` +
     `main https://127.0.0.1:${proxy.port}, redirect http://127.0.0.1:${httpPort}, admin http://127.0.0.1:${proxy.adminPort}; settings from the environment`
   ], 'one summary line')
-  await until(() => proxy.lines.some(line => line.msg === `Immich answers at UPSTREAM_URL=${upstream.url}`), 10_000, `the check's line\n${proxy.output()}`)
+  await waitFor(() => proxy.lines.some(line => line.msg === `Immich answers at UPSTREAM_URL=${upstream.url}`), 10_000, 'the check\'s line', { last: proxy.output })
   t.equal(proxy.lines.find(line => line.msg === `Immich answers at UPSTREAM_URL=${upstream.url}`)?.level, 30, 'at info')
   t.same(checks, ['GET /api/server/ping'], 'one GET /api/server/ping, told apart by its User-Agent')
   t.notMatch(proxy.output(), /k3y-/, 'no key in the log')
@@ -43,7 +44,7 @@ t.test('TLS files, HTTP/2 off, a key file, no body limit, and Immich down: a war
     `main https://127.0.0.1:${proxy.port}, admin http://127.0.0.1:${proxy.adminPort}; settings from the environment`
   ])
   const warning = `Immich does not answer GET /api/server/ping at UPSTREAM_URL=${upstream} (ECONNREFUSED); requests get 502 until it does. Is UPSTREAM_URL right, and is Immich running?`
-  await until(() => proxy.lines.some(line => line.msg === warning), 10_000, `the check's warning\n${proxy.output()}`)
+  await waitFor(() => proxy.lines.some(line => line.msg === warning), 10_000, 'the check\'s warning', { last: proxy.output })
   t.equal(proxy.lines.find(line => line.msg === warning)?.level, 40, 'a warning, not a failure')
   t.notMatch(proxy.output(), /s3cret-from-file/, 'nothing of the key file in the log')
 
@@ -62,7 +63,7 @@ t.test('plain HTTP, no key, and an upstream that is not Immich: the warning says
     `immich-proxy started: Immich at ${upstream.url}; TLS off, HTTP/2 off, access key off, body limit 50000M; ` +
     `main http://127.0.0.1:${proxy.port}, admin http://127.0.0.1:${proxy.adminPort}; settings from the environment`
   ])
-  await until(() => proxy.lines.some(line => String(line.msg).startsWith('Immich does not answer')), 10_000, `the check's warning\n${proxy.output()}`)
+  await waitFor(() => proxy.lines.some(line => String(line.msg).startsWith('Immich does not answer')), 10_000, 'the check\'s warning', { last: proxy.output })
   t.match(proxy.output(), `Immich does not answer GET /api/server/ping at UPSTREAM_URL=${upstream.url} (status 404)`)
 })
 
@@ -74,8 +75,8 @@ t.test('an upstream that answers 200 with an endless body: read no further than 
     res.on('close', () => { clearInterval(timer); closed = true })
   }, { startupCheck: 'handler' })
   const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url })
-  await until(() => proxy.lines.some(line => String(line.msg).startsWith('Immich does not answer')), 10_000, `the check's warning\n${proxy.output()}`)
+  await waitFor(() => proxy.lines.some(line => String(line.msg).startsWith('Immich does not answer')), 10_000, 'the check\'s warning', { last: proxy.output })
   t.match(proxy.output(), `Immich does not answer GET /api/server/ping at UPSTREAM_URL=${upstream.url} (status 200, but not Immich's pong)`)
-  await until(() => closed, 5000, 'the check to let go of the answer')
+  await waitFor(() => closed, 5000, 'the check to let go of the answer')
   t.ok(closed, 'the check closed the answer it did not need')
 })

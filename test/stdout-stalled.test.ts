@@ -7,8 +7,9 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { request } from 'undici'
 import type { Test } from 'tap'
-import { serverDirectory, serverCommand, until } from './helpers/ops.js'
-import { closedPort, within } from './helpers/websocket.js'
+import { serverDirectory, serverCommand } from './helpers/ops.js'
+import { closedPort } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 import { startUpstream } from './helper.js'
 
 // An access line carries the path: 300 requests with 12 KiB paths log ~3.7 MB, more than the
@@ -38,7 +39,7 @@ async function stalledServer (t: Test, upstream: string): Promise<Stalled> {
   let out = ''
   const collect = (chunk: Buffer): void => { out += chunk.toString() }
   child.stdout.on('data', collect)
-  await until(() => out.includes(`Server listening at http://127.0.0.1:${port}`) || child.exitCode !== null, 30_000, 'the proxy to listen')
+  await waitFor(() => out.includes(`Server listening at http://127.0.0.1:${port}`) || child.exitCode !== null, 30_000, 'the proxy to listen')
   // no 'data' listener and paused: this side reads nothing more, and the pipe fills
   child.stdout.off('data', collect)
   child.stdout.pause()
@@ -86,10 +87,10 @@ t.test('stdout read again: the dropped lines are counted in a line of their own,
   const dropped = (): Record<string, unknown> | undefined => read().split('\n').filter(line => line.includes('"droppedLines"'))
     .map(line => JSON.parse(line) as Record<string, unknown>)[0]
   // lines written after the pipe drained: the report, then this request's access line
-  await until(() => dropped() !== undefined, 10_000, 'the report of the dropped lines')
+  await waitFor(() => dropped() !== undefined, 10_000, 'the report of the dropped lines')
   const response = await request(proxy.url + '/api/server/ping')
   await response.body.dump()
-  await until(() => read().includes('"path":"/api/server/ping"'), 10_000, 'a new access line')
+  await waitFor(() => read().includes('"path":"/api/server/ping"'), 10_000, 'a new access line')
 
   const report = dropped()
   t.match(report, { level: 40, msg: 'log lines dropped: stdout did not keep up' })

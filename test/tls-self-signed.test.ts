@@ -9,8 +9,8 @@ import { connect } from 'node:tls'
 import { Client } from 'undici'
 import { startUpstream } from './helper.js'
 import { closedPort } from './helpers/timeouts.js'
-import { within } from './helpers/websocket.js'
 import { serverCommand, serverDirectory } from './helpers/ops.js'
+import { within } from './helpers/wait.js'
 
 /** The certificate the server presents, as PEM. */
 async function servedCertificate (port: number): Promise<X509Certificate> {

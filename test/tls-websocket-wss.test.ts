@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net'
 import { Server } from 'socket.io'
 import { io } from 'socket.io-client'
 import WebSocket from 'ws'
-import { startWsUpstream, within } from './helpers/websocket.js'
+import { startWsUpstream } from './helpers/websocket.js'
 import { makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { within } from './helpers/wait.js'
 
 // Browsers open Immich's socket with an HTTP/1.1 upgrade even on a connection pool that speaks
 // HTTP/2 (no RFC 8441 here), so wss:// must keep working on the port that also serves h2.

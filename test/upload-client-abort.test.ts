@@ -2,7 +2,8 @@ import t from 'tap'
 import { connect } from 'node:net'
 import { request } from 'undici'
 import { startProxy, startUpstream } from './helper.js'
-import { receiveBody, signal, within, type ReceivedBody } from './helpers/bodies.js'
+import { receiveBody, signal, type ReceivedBody } from './helpers/bodies.js'
+import { within } from './helpers/wait.js'
 
 const PART = 256 * 1024
 

@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { startProxy, startUpstream, type Upstream } from './helper.js'
-import { curl, digestOf, signal, within } from './helpers/bodies.js'
+import { curl, digestOf, signal } from './helpers/bodies.js'
+import { within } from './helpers/wait.js'
 
 async function immich (t: Test): Promise<Upstream> {
   return await startUpstream(t, (req, res) => {

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { request } from 'undici'
 import { startProxy, startUpstream } from './helper.js'
-import { waitFor } from './helpers/websocket.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('requests past the cap wait for a connection to Immich', async t => {
   let connections = 0

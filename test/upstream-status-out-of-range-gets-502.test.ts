@@ -2,7 +2,8 @@ import t, { type Test } from 'tap'
 import { createServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { rawExchange } from './helper.js'
-import { logged, spawnServer, until } from './helpers/ops.js'
+import { logged, spawnServer } from './helpers/ops.js'
+import { waitFor } from './helpers/wait.js'
 
 // An upstream that answers every request with the status line its path asks for
 // (`/status/600` → `HTTP/1.1 600 X`), and 200 to anything else: node:http would refuse to write
@@ -54,6 +55,6 @@ t.test('an upstream status outside 100-599 gets 502 and the process keeps servin
   await alive('WebSocket tunnel')
 
   // log lines reach stdout in batches
-  await until(() => logged(proxy.lines, 'upstream request failed').length === 5, 5000, 'five log lines')
+  await waitFor(() => logged(proxy.lines, 'upstream request failed').length === 5, 5000, 'five log lines')
   t.match(logged(proxy.lines, 'upstream request failed')[0], { level: 40, err: { code: 'IMMICH_PROXY_UNRELAYABLE_ANSWER' } }, 'each one is logged, with the status')
 })

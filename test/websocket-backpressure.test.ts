@@ -2,7 +2,8 @@ import t from 'tap'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type WebSocket from 'ws'
-import { openClient, startProxyProcess, startWsUpstream, waitFor } from './helpers/websocket.js'
+import { openClient, startProxyProcess, startWsUpstream } from './helpers/websocket.js'
+import { waitFor } from './helpers/wait.js'
 
 const MB = 1024 * 1024
 const TOTAL = 200 * MB

@@ -1,7 +1,8 @@
 import t from 'tap'
 import type WebSocket from 'ws'
 import { startProxy } from './helper.js'
-import { closeOf, openClient, startWsUpstream, within } from './helpers/websocket.js'
+import { closeOf, openClient, startWsUpstream } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 // [code, reason] as sent; undefined = a close frame without a code, which the other side
 // reports as 1005 (RFC 6455 §7.1.5) and a proxy that rewrites it would turn into 4005

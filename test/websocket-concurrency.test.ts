@@ -2,7 +2,8 @@ import t from 'tap'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import { startProxy } from './helper.js'
-import { startWsUpstream, waitFor, within } from './helpers/websocket.js'
+import { startWsUpstream } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 
 const SOCKETS = 1000
 

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { startProxy } from './helper.js'
-import { rawUpgrade, SOCKET_IO_HANDSHAKE, startWsUpstream, waitFor, writeSwitchingProtocols } from './helpers/websocket.js'
+import { rawUpgrade, SOCKET_IO_HANDSHAKE, startWsUpstream, writeSwitchingProtocols } from './helpers/websocket.js'
+import { waitFor } from './helpers/wait.js'
 
 // A client may write right after its handshake instead of waiting for the 101 (frames
 // pipelined behind the request). Those bytes must reach Immich after the 101, in order, however

@@ -2,7 +2,8 @@ import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import { startProxy } from './helper.js'
-import { rawUpgrade, SOCKET_IO_HANDSHAKE, startWsUpstream, within, writeSwitchingProtocols } from './helpers/websocket.js'
+import { rawUpgrade, SOCKET_IO_HANDSHAKE, startWsUpstream, writeSwitchingProtocols } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 // A tunnel passes a FIN on as a FIN, as a TCP relay should: the side that has finished sending
 // can still receive, whichever side finishes first.

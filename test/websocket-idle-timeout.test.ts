@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startProxy } from './helper.js'
-import { closeOf, openClient, startWsUpstream, within } from './helpers/websocket.js'
+import { closeOf, openClient, startWsUpstream } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 // PROXY_TIMEOUT is an inactivity limit for tunnels too (nginx proxy_read_timeout/send_timeout):
 // a socket that keeps moving is never cut, a silent one is closed at both ends.

@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net'
 import { Server } from 'socket.io'
 import { io } from 'socket.io-client'
 import { rawExchange, startProxy, text } from './helper.js'
-import { rawUpgrade, within } from './helpers/websocket.js'
+import { rawUpgrade } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 t.test('an h2c offer becomes a plain request to Immich; WebSocket upgrades still tunnel', async t => {
   const requests: Array<{ req: IncomingMessage, body: string }> = []

@@ -1,7 +1,8 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { startProxy } from './helper.js'
-import { closeOf, openClient, startWsUpstream, waitFor, within } from './helpers/websocket.js'
+import { closeOf, openClient, startWsUpstream } from './helpers/websocket.js'
+import { waitFor, within } from './helpers/wait.js'
 
 const path = '/api/socket.io/?EIO=4&transport=websocket'
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { Server } from 'socket.io'
 import { io } from 'socket.io-client'
 import { startProxy } from './helper.js'
-import { within } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 t.test('a real socket.io-client connects through the proxy, gets an ack and a server push', async t => {
   // Immich's gateway: socket.io at /api/socket.io, the token in a header, events pushed to the app

@@ -4,7 +4,8 @@ import type { IncomingMessage } from 'node:http'
 import type { Test } from 'tap'
 import WebSocket from 'ws'
 import { startProxy, startUpstream, text } from './helper.js'
-import { closedPort, startWsUpstream, within } from './helpers/websocket.js'
+import { closedPort, startWsUpstream } from './helpers/websocket.js'
+import { within } from './helpers/wait.js'
 
 const path = '/api/socket.io/?EIO=4&transport=websocket'
 

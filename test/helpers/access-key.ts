@@ -34,18 +34,6 @@ export async function statusWith (url: string, key?: string, dispatcher?: Dispat
   return response.statusCode
 }
 
-/** Resolves once `probe()` gives `expected`, polling every 100 ms; rejects after `ms`. */
-export async function eventually<T> (probe: () => Promise<T>, expected: T, ms: number, what: string): Promise<number> {
-  const start = Date.now()
-  let last: T | undefined
-  while (Date.now() - start < ms) {
-    last = await probe()
-    if (last === expected) return Date.now() - start
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${String(last)})`)
-}
-
 export interface UnlockAnswer {
   status: number
   location?: string

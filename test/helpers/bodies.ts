@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import type { Test } from 'tap'
 import { root, serverCommand } from './ops.js'
+import { within } from './wait.js'
 import { closedPort } from './websocket.js'
 
 /** Byte count and running SHA-1 of everything passed to `update`. */
@@ -85,19 +86,6 @@ export function signal<T = void> (): { promise: Promise<T>, resolve: (value: T) 
   let resolve!: (value: T) => void
   const promise = new Promise<T>(_resolve => { resolve = _resolve })
   return { promise, resolve }
-}
-
-/** Rejects with `what` if `promise` has not settled after `ms`: turns a hang into a failure. */
-export async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 /** Sets the process's peak RSS (VmHWM) back to its current RSS (Linux >= 4.0), so that start-up is not counted. */

@@ -16,7 +16,8 @@ import { request } from 'undici'
 import { parseConfig } from '../../src/config.js'
 import { run, type Running } from '../../src/run.js'
 import { START_ENTRY, START_FLAGS } from '../../bench/lib/start-flags.js'
-import { closedPort, waitFor } from './websocket.js'
+import { waitFor } from './wait.js'
+import { closedPort } from './websocket.js'
 
 export const root = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -95,9 +96,6 @@ function exitOf (child: ChildProcess): Promise<{ code: number | null, signal: No
   return once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
 }
 
-/** Resolves when `predicate` holds, polling every 20 ms; rejects after `ms` naming `what`. */
-export const until = waitFor
-
 /**
  * Runs `command` (by default the bundle, as `npm start` runs it) in `cwd` (an empty directory
  * unless given) with exactly `env` (plus PATH to find node; PORT and ADMIN_PORT get free loopback ports unless
@@ -116,7 +114,7 @@ export async function spawnServer (t: Test, env: Record<string, string>, command
   exited.then(() => { gone = true }, () => {})
   // the summary line (src/startup-summary.ts) comes once every listener is up, after the warnings
   const started = (): boolean => lines.some(line => typeof line.msg === 'string' && line.msg.startsWith('immich-proxy started: '))
-  await until(() => gone || (listening(port) && listening(adminPort) && started()), 30_000, `the proxy to listen on ${port} and ${adminPort}\n${output()}`)
+  await waitFor(() => gone || (listening(port) && listening(adminPort) && started()), 30_000, `the proxy to listen on ${port} and ${adminPort}`, { last: output })
   if (gone) throw new Error(`the proxy exited before listening:\n${output()}`)
   return { ...spawned, port, adminPort, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}` }
 }
@@ -178,20 +176,6 @@ export async function metricsOf (adminUrl: string): Promise<string> {
   const response = await request(adminUrl + '/metrics')
   if (response.statusCode !== 200) throw new Error(`/metrics answered ${response.statusCode}`)
   return await response.body.text()
-}
-
-/**
- * /metrics once `ready(text)` holds, polling: the figures of a request are published when its
- * response has closed, a moment after the client has read it.
- */
-export async function metricsWhen (adminUrl: string, ready: (metrics: string) => boolean, what: string, ms = 5000): Promise<string> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const metrics = await metricsOf(adminUrl)
-    if (ready(metrics)) return metrics
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}:\n${metrics}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
 }
 
 export interface PacedUpload {

@@ -173,17 +173,3 @@ export async function h2Request (session: ClientHttp2Session, headers: OutgoingH
   for await (const chunk of stream) chunks.push(chunk as Buffer)
   return { status: Number(responseHeaders[':status']), headers: responseHeaders, body: Buffer.concat(chunks) }
 }
-
-/**
- * Opens a fresh connection every 200 ms until the server presents `fingerprint256`; resolves
- * with how long that took, rejects after `ms` naming the certificate still served.
- */
-export async function certificateServedWithin (port: number, fingerprint256: string, ms: number): Promise<number> {
-  const started = Date.now()
-  for (;;) {
-    const served = (await handshake(port)).fingerprint256
-    if (served === fingerprint256) return Date.now() - started
-    if (Date.now() - started > ms) throw new Error(`still serving ${served} after ${ms} ms`)
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-}

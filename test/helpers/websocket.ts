@@ -95,28 +95,6 @@ export async function closeOf (ws: WebSocket): Promise<{ code: number, reason: s
   return { code, reason: reason.toString() }
 }
 
-/** `promise`, or a rejection naming `what` if it has not settled after `ms`. */
-export async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/** Resolves when `predicate` holds, polling every 20 ms; rejects after `ms`. */
-export async function waitFor (predicate: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
-
 /** A socket.io WebSocket handshake as a browser sends it, head only, for rawUpgrade. */
 export const SOCKET_IO_HANDSHAKE = [
   'GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1',
