@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { generate } from 'selfsigned'
-import { START_ENTRY, START_FLAGS } from './lib/start-flags.js'
+import { START_ENTRY, START_FLAGS } from '../test/helpers/start-flags.js'
 
 function option (name: string, fallback: number): number {
   const arg = process.argv.find(a => a.startsWith(`--${name}=`))

@@ -46,3 +46,12 @@ t.test('src/ imports neither tests nor benchmarks', async t => {
     t.same(wrong, [], `${file} imports only src/ and plugins/`)
   }
 })
+
+t.test('tests import no benchmark: what both need lives under test/helpers/, which bench/ may import', async t => {
+  const tests = sources('test')
+  t.ok(tests.length > 100, `${tests.length} test sources read`)
+  for (const file of tests) {
+    const wrong = relativeImports(file, readFileSync(join(root, file), 'utf8')).filter(path => path.startsWith('bench/'))
+    t.same(wrong, [], `${file} imports nothing from bench/`)
+  }
+})

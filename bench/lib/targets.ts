@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort, startProcess, stopProcess, waitForAnswer } from './processes.js'
-import { START_ENTRY, START_FLAGS } from './start-flags.js'
+import { START_ENTRY, START_FLAGS } from '../../test/helpers/start-flags.js'
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url))
 

@@ -15,7 +15,7 @@ import type { Test } from 'tap'
 import { request } from 'undici'
 import { parseConfig } from '../../src/config.js'
 import { run, type Running } from '../../src/run.js'
-import { START_ENTRY, START_FLAGS } from '../../bench/lib/start-flags.js'
+import { START_ENTRY, START_FLAGS } from './start-flags.js'
 import { waitFor } from './wait.js'
 import { closedPort } from './websocket.js'
 
