@@ -76,7 +76,7 @@ async function runBridge (): Promise<void> {
 interface ProxyProcess { name: string, child: ChildProcess, url: string }
 
 const here = fileURLToPath(import.meta.url)
-const tunnelEntry = fileURLToPath(new URL('../test/fixtures/websocket-proxy-process.ts', import.meta.url))
+const tunnelEntry = fileURLToPath(new URL('./lib/websocket-proxy-process.ts', import.meta.url))
 
 async function startProxy (name: 'tunnel' | 'bridge', upstream: string): Promise<ProxyProcess> {
   const child = fork(name === 'tunnel' ? tunnelEntry : here, name === 'tunnel' ? [] : ['bridge-child'], {

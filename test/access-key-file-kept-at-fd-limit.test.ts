@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { connect, type Socket } from 'node:net'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { serverCommand, spawnServer } from './helpers/ops.js'
+import { spawnServer } from './helpers/ops.js'
 import { waitFor } from './helpers/wait.js'
 
 t.test('a key file unreadable for want of descriptors keeps its keys', async t => {
@@ -15,9 +15,8 @@ t.test('a key file unreadable for want of descriptors keeps its keys', async t =
   const keyFile = join(dir, 'keys')
   writeFileSync(keyFile, 'file-key\n')
   const upstream = await startUpstream(t, (req, res) => { res.end('ok') })
-  const [node, ...args] = await serverCommand()
   const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url, ACCESS_KEY_FILE: keyFile, MAX_CONNECTIONS: '0' },
-    ['sh', '-c', 'ulimit -n 128 && exec "$0" "$@"', node, ...args])
+    { wrap: command => ['sh', '-c', 'ulimit -n 128 && exec "$0" "$@"', ...command] })
   const ok = await request(proxy.url + '/api/server/ping', { headers: { 'x-access-key': 'file-key' } })
   t.equal(ok.statusCode, 200, 'the file key is accepted')
   await ok.body.dump()

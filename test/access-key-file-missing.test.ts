@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { closedPort } from './helpers/websocket.js'
-import { runServer } from './helper.js'
+import { runServer } from './helpers/ops.js'
 
 const serverWith = runServer
 

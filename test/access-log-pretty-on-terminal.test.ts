@@ -8,16 +8,24 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { root, serverDirectory, serverCommand, spawnLogged } from './helpers/ops.js'
-import { closedPort } from './helpers/websocket.js'
+import { root, serverCommand, spawnServer, type ServerOptions } from './helpers/ops.js'
 import { waitFor, within } from './helpers/wait.js'
+
+/**
+ * The server under `script`, for a terminal; `exec`: the proxy replaces script's shell, so that
+ * it is script's only child. Its lines are not all JSON: the test waits for them itself.
+ */
+function onTerminal (entry?: string): ServerOptions {
+  return {
+    wrap: command => ['script', '-qfec', `exec ${(entry === undefined ? command : [...command.slice(0, -1), entry]).join(' ')}`, '/dev/null'],
+    stdin: 'pipe',
+    until: 'spawned'
+  }
+}
 
 t.test('on a terminal the log lines are pretty-printed, one line per record', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('{"res":"pong"}'))
-  const port = await closedPort()
-  // `exec`: the proxy replaces script's shell, so that it is script's only child
-  const { child, output, exited } = spawnLogged(t, ['script', '-qfec', `exec ${(await serverCommand()).join(' ')}`, '/dev/null'], serverDirectory(),
-    { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(await closedPort()) }, 'pipe')
+  const { child, output, exited, port } = await spawnServer(t, { UPSTREAM_URL: upstream.url }, onTerminal())
 
   await waitFor(() => output().includes(`INFO: Server listening at http://127.0.0.1:${port}`), 30_000, 'the proxy to listen', { last: output })
   const response = await request(`http://127.0.0.1:${port}/api/server/ping?key=share-secret`)
@@ -55,9 +63,7 @@ t.test('on a terminal without pino-pretty installed the lines are JSON, and the 
     if (name !== 'pino-pretty' && name !== '.bin') symlinkSync(join(root, 'node_modules', name), join(install, 'node_modules', name))
   }
   const upstream = await startUpstream(t, (req, res) => res.end('{"res":"pong"}'))
-  const port = await closedPort()
-  const { child, output, exited } = spawnLogged(t, ['script', '-qfec', `exec ${[...command.slice(0, -1), bundle].join(' ')}`, '/dev/null'], serverDirectory(),
-    { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(await closedPort()) }, 'pipe')
+  const { child, output, exited, port } = await spawnServer(t, { UPSTREAM_URL: upstream.url }, onTerminal(bundle))
 
   await waitFor(() => output().includes('"msg":"Server listening at'), 30_000, 'the proxy to listen', { last: output })
   const response = await request(`http://127.0.0.1:${port}/api/server/ping`)

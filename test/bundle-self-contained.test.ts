@@ -39,7 +39,7 @@ t.test('started with its admin listener, the bundle reads only pino and its depe
   // through env(1), without the NODE_OPTIONS that tap adds to every child to track it: its
   // loader's own packages would be counted
   const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url },
-    ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...command.slice(0, -1), '--require', join(dir, 'report-loaded.cjs'), entry])
+    { command: ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...command.slice(0, -1), '--require', join(dir, 'report-loaded.cjs'), entry] })
 
   const answer = await request(`${proxy.url}/api/server/ping`)
   t.equal(await answer.body.text(), 'pong', 'it proxies')

@@ -1,17 +1,12 @@
 // `immich-proxy --healthcheck`, the container's HEALTHCHECK: exit 0 while the running proxy's
 // admin listener answers /livez, 1 with a one-line reason when nothing does.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { startUpstream } from './helper.js'
-import { serverDirectory, serverCommand, spawnServer } from './helpers/ops.js'
+import { runServer, spawnServer, type ServerExit } from './helpers/ops.js'
 import { closedPort } from './helpers/websocket.js'
 
-async function healthcheck (env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const command = await serverCommand()
-  return await new Promise(resolve => {
-    const child = execFile(command[0], [...command.slice(1), '--healthcheck'], { cwd: serverDirectory(), env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
-      (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
-  })
+async function healthcheck (env: Record<string, string>): Promise<ServerExit> {
+  return await runServer(env, { args: ['--healthcheck'] })
 }
 
 t.test('exit 0 against a running proxy, 1 when nothing listens', async t => {

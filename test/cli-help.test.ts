@@ -1,17 +1,12 @@
 // `immich-proxy --help` prints every setting with its default, from the schema that validates
 // them (src/config.ts), and starts nothing.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { EnvSchema } from '../src/config.js'
-import { serverDirectory, serverCommand } from './helpers/ops.js'
+import { runServer, type ServerExit } from './helpers/ops.js'
 
-async function helpOutput (flag: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const command = await serverCommand()
-  return await new Promise(resolve => {
-    // a bad setting in the environment does not stand in the way of reading the help
-    const child = execFile(command[0], [...command.slice(1), flag], { cwd: serverDirectory(), env: { PATH: process.env.PATH ?? '', PORT: 'nope' }, timeout: 30_000 },
-      (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
-  })
+async function helpOutput (flag: string): Promise<ServerExit> {
+  // a bad setting in the environment does not stand in the way of reading the help
+  return await runServer({ PORT: 'nope' }, { args: [flag] })
 }
 
 t.test('--help lists every variable of the schema with its default and description', async t => {

@@ -1,6 +1,6 @@
 // The real entry point with a bad environment: what an operator sees in `docker logs`.
 import t from 'tap'
-import { runServer } from './helper.js'
+import { runServer } from './helpers/ops.js'
 
 const serverWith = runServer
 

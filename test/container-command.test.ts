@@ -4,14 +4,13 @@
 // environment. It proxies as an unprivileged user, passes its own health check, and stops
 // cleanly on SIGTERM, as PID 1 must.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { request } from 'undici'
 import { EnvSchema } from '../src/config.js'
 import { parseDuration } from '../src/nginx-units.js'
 import { startUpstream } from './helper.js'
-import { ensureBuilt, root, spawnServer } from './helpers/ops.js'
+import { ensureBuilt, root, runServer, spawnServer } from './helpers/ops.js'
 import { within } from './helpers/wait.js'
 
 interface Instruction { keyword: string, args: string }
@@ -101,7 +100,7 @@ t.test('ENTRYPOINT and CMD proxy as an unprivileged user, HEALTHCHECK passes, SI
   })
   const env = { ...imageEnv, UPSTREAM_URL: upstream.url }
   // in the image's WORKDIR, the repository root here: CMD names the bundle by a relative path
-  const proxy = await spawnServer(t, { ...env, IMMICH_PROXY_USER: 'nobody' }, command, root)
+  const proxy = await spawnServer(t, { ...env, IMMICH_PROXY_USER: 'nobody' }, { command, cwd: root })
   const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${String(proxy.child.pid)}/status`, 'utf8'))?.[1]
   t.not(uid, '0', `the proxy runs as uid ${String(uid)}, not root`)
   const fullEnv = { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(proxy.port), ADMIN_PORT: String(proxy.adminPort) }
@@ -110,11 +109,8 @@ t.test('ENTRYPOINT and CMD proxy as an unprivileged user, HEALTHCHECK passes, SI
   t.equal(response.statusCode, 200)
   t.same(await response.body.json(), { url: '/api/albums?shared=true', forwardedFor: '127.0.0.1' }, 'proxied to Immich with forwarded headers')
 
-  const health = await new Promise<{ code: number | null, output: string }>(resolve => {
-    const child = execFile(check[0], check.slice(1), { cwd: root, env: fullEnv, timeout: 30_000 },
-      (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, output: stdout + stderr }))
-  })
-  t.same(health, { code: 0, output: '' }, `${check.join(' ')} exits 0`)
+  const health = await runServer(fullEnv, { command: check, cwd: root })
+  t.same({ code: health.code, output: health.stdout + health.stderr }, { code: 0, output: '' }, `${check.join(' ')} exits 0`)
 
   const signalled = Date.now()
   proxy.child.kill('SIGTERM')

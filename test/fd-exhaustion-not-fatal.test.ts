@@ -6,14 +6,13 @@ import t from 'tap'
 import { connect, type Socket } from 'node:net'
 import { startUpstream } from './helper.js'
 import { statusWith } from './helpers/access-key.js'
-import { serverCommand, spawnServer } from './helpers/ops.js'
+import { spawnServer } from './helpers/ops.js'
 import { waitFor } from './helpers/wait.js'
 
 t.test('out of descriptors, the process keeps running and answers afterwards', async t => {
   const upstream = await startUpstream(t, (req, res) => { res.end('ok') })
-  const [node, ...args] = await serverCommand()
   const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url, MAX_CONNECTIONS: '0', LOAD_SHED_MEMORY: '4g' },
-    ['sh', '-c', 'ulimit -n 128 && exec "$0" "$@"', node, ...args])
+    { wrap: command => ['sh', '-c', 'ulimit -n 128 && exec "$0" "$@"', ...command] })
 
   const sockets: Socket[] = []
   for (let i = 0; i < 250; i++) sockets.push(connect(proxy.port, '127.0.0.1').on('error', () => {}))

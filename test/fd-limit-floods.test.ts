@@ -9,7 +9,7 @@ import { connect as http2Connect, constants, type ClientHttp2Session } from 'nod
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { startUpstream } from './helper.js'
-import { serverCommand, spawnServer, type ServerProcess } from './helpers/ops.js'
+import { spawnServer, type ServerProcess } from './helpers/ops.js'
 import { makeCertificate, writeCertificateFiles, type TestCertificate } from './helpers/tls.js'
 import { waitFor, within } from './helpers/wait.js'
 
@@ -47,14 +47,13 @@ t.test('floods under a low fd limit: the process survives each and still answers
     else res.end('{"res":"pong"}')
   })
   upstream.server.on('connection', () => { upstreamConnections++ })
-  const [node, ...args] = await serverCommand()
   const proxy = await spawnServer(t, {
     UPSTREAM_URL: upstream.url,
     TLS_CERT_FILE: files.certFile,
     TLS_KEY_FILE: files.keyFile,
     // what the start-up warning asks for under this limit: the upstream side's half of the fds
     UPSTREAM_MAX_CONNECTIONS: '96'
-  }, ['sh', '-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, node, ...args])
+  }, { wrap: command => ['sh', '-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, ...command] })
   t.equal(await normalRequest(proxy, certificate), 200, 'answers before the floods')
 
   t.test('idle TCP connections past the fd limit', async t => {

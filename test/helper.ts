@@ -87,26 +87,3 @@ export async function rawExchange (port: number, head: string, body?: Buffer): P
     socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')))
   })
 }
-
-export interface ServerExit { code: number | null, stdout: string, stderr: string }
-
-/**
- * Runs the real entry point (the bundle `npm start` runs) with exactly `env` plus PATH, never the ambient
- * environment, in `cwd` (an empty directory unless given), until it exits: for start-up errors, what an operator sees in `docker logs`.
- */
-export async function runServer (env: Record<string, string>, cwd?: string): Promise<ServerExit> {
-  const { execFile } = await import('node:child_process')
-  const { serverCommand, serverDirectory } = await import('./helpers/ops.js')
-  const { closedPort } = await import('./helpers/websocket.js')
-  const command = await serverCommand()
-  // a free admin port unless the test chooses: a server that gets as far as listening must not
-  // take the default 9090 from another suite on the machine
-  const adminPort = String(await closedPort())
-  return await new Promise(resolve => {
-    const child = execFile(command[0], command.slice(1), {
-      cwd: cwd ?? serverDirectory(),
-      env: { PATH: process.env.PATH ?? '', ADMIN_PORT: adminPort, ...env },
-      timeout: 30_000
-    }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
-  })
-}

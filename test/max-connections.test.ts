@@ -58,9 +58,7 @@ t.test('the default is derived from the fd limit; a value above it is warned abo
 
 t.test('the process logs its limits at start, derived from ulimit -n', async t => {
   const upstream = await startUpstream(t, (req, res) => { res.end('ok') })
-  const { serverCommand } = await import('./helpers/ops.js')
-  const [node, ...args] = await serverCommand()
-  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url, UPSTREAM_MAX_CONNECTIONS: '200' }, ['sh', '-c', 'ulimit -n 512 && exec "$0" "$@"', node, ...args])
+  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url, UPSTREAM_MAX_CONNECTIONS: '200' }, { wrap: command => ['sh', '-c', 'ulimit -n 512 && exec "$0" "$@"', ...command] })
   const [limits] = logged(proxy.lines, 'connection limits')
   t.match(limits, { maxConnections: 224, fdLimit: 512, fdLimitKnown: true, upstreamMaxConnections: 200 })
   t.same(proxy.lines.filter(line => line.level === 40), [], 'no warning when the limits fit')

@@ -69,5 +69,5 @@ t.test('SIGTERM mid-upload: the upload completes, new connections are refused, e
   t.type(closed?.drainMs, 'number', 'the drain time is logged')
   t.ok(drained < 10_000, `exited ${drained} ms after SIGTERM (drain logged as ${String(closed?.drainMs)} ms)`)
   t.comment(`drain: ${String(closed?.drainMs)} ms logged, ${drained} ms from SIGTERM to exit`)
-  t.equal(await connectOutcome(proxy.adminPort), 'ECONNREFUSED', 'the admin listener is closed too')
+  t.equal(await connectOutcome(Number(proxy.adminPort)), 'ECONNREFUSED', 'the admin listener is closed too')
 })

@@ -1,11 +1,10 @@
 // A listener that cannot bind stops the start with one line naming the address, even when
 // another listener is already up.
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { startUpstream } from './helper.js'
-import { serverDirectory, serverCommand } from './helpers/ops.js'
+import { runServer } from './helpers/ops.js'
 import { closedPort } from './helpers/websocket.js'
 
 t.test('ADMIN_PORT in use: exit 1 with one line', async t => {
@@ -15,15 +14,8 @@ t.test('ADMIN_PORT in use: exit 1 with one line', async t => {
   const takenPort = (taken.address() as AddressInfo).port
   const upstream = await startUpstream(t, (req, res) => res.end())
   const port = await closedPort()
-  const command = await serverCommand()
 
-  const exit = await new Promise<{ code: number | null, stdout: string, stderr: string }>(resolve => {
-    const child = execFile(command[0], command.slice(1), {
-      cwd: serverDirectory(),
-      env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(takenPort) },
-      timeout: 30_000
-    }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
-  })
+  const exit = await runServer({ UPSTREAM_URL: upstream.url, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(takenPort) })
   t.equal(exit.code, 1)
   t.equal(exit.stderr, `immich-proxy: cannot listen (EADDRINUSE) on 127.0.0.1:${takenPort}; check HOST, PORT, HTTP_PORT and ADMIN_PORT\n`)
   t.match(exit.stdout, `Server listening at http://127.0.0.1:${port}`, 'the main listener had started')

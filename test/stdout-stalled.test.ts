@@ -3,12 +3,10 @@
 // SIGTERM still ends the process within SHUTDOWN_TIMEOUT, and the lines that could not be kept
 // are counted and reported once stdout is read again.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
+import type { Readable } from 'node:stream'
 import { request } from 'undici'
 import type { Test } from 'tap'
-import { serverDirectory, serverCommand } from './helpers/ops.js'
-import { closedPort } from './helpers/websocket.js'
+import { spawnServer } from './helpers/ops.js'
 import { waitFor, within } from './helpers/wait.js'
 import { startUpstream } from './helper.js'
 
@@ -27,31 +25,18 @@ interface Stalled {
 
 /** The real server with stdout on a pipe this side stops reading once the proxy is listening. */
 async function stalledServer (t: Test, upstream: string): Promise<Stalled> {
-  const command = await serverCommand()
-  const port = await closedPort()
-  const child = spawn(command[0], command.slice(1), {
-    cwd: serverDirectory(),
-    env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstream, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: 'off', SHUTDOWN_TIMEOUT: '2s' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let out = ''
-  const collect = (chunk: Buffer): void => { out += chunk.toString() }
-  child.stdout.on('data', collect)
-  await waitFor(() => out.includes(`Server listening at http://127.0.0.1:${port}`) || child.exitCode !== null, 30_000, 'the proxy to listen')
-  // no 'data' listener and paused: this side reads nothing more, and the pipe fills
-  child.stdout.off('data', collect)
-  child.stdout.pause()
+  const { child, output, exited, url } = await spawnServer(t, { UPSTREAM_URL: upstream, ADMIN_PORT: 'off', SHUTDOWN_TIMEOUT: '2s' })
+  const stdout = child.stdout as Readable
+  // paused: the line reader gets nothing more, this side reads nothing, and the pipe fills
+  stdout.pause()
   return {
     exited,
     kill: signal => child.kill(signal),
     resume: () => {
-      child.stdout.on('data', collect)
-      child.stdout.resume()
-      return () => out
+      stdout.resume()
+      return output
     },
-    url: `http://127.0.0.1:${port}`
+    url
   }
 }
 

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { Client } from 'undici'
 import { startUpstream } from './helper.js'
-import { Digest, digestOf, generatedBody, peakResidentBytes, resetPeakResident, startBuiltProxy } from './helpers/bodies.js'
+import { Digest, digestOf, generatedBody, peakResidentBytes, resetPeakResident } from './helpers/bodies.js'
+import { spawnServer, untracked } from './helpers/ops.js'
 
 // Bodies are made, sent and hashed on the fly on both sides: neither the test nor the proxy
 // ever holds 4 GiB. The proxy runs in its own process (the bundle `npm start` runs) so
@@ -25,12 +26,12 @@ t.test('a 4 GiB upload with Content-Length streams through intact in under 150 M
       }))
     })
   })
-  const proxy = await startBuiltProxy(t, upstream.url)
+  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url }, { wrap: untracked })
   const client = new Client(proxy.url)
   t.teardown(() => client.close())
 
   const sent = new Digest()
-  await resetPeakResident(proxy.pid)
+  await resetPeakResident(proxy.child.pid as number)
   const started = process.hrtime.bigint()
   const res = await client.request({
     method: 'POST',
@@ -40,7 +41,7 @@ t.test('a 4 GiB upload with Content-Length streams through intact in under 150 M
   })
   const answer = await res.body.json() as Record<string, unknown>
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  const peak = await peakResidentBytes(proxy.pid)
+  const peak = await peakResidentBytes(proxy.child.pid as number)
 
   t.equal(res.statusCode, 200)
   t.equal(sent.bytes, SIZE)
@@ -56,16 +57,16 @@ t.test('a 4 GiB download streams through intact in under 150 MB', async t => {
     res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(SIZE) })
     generatedBody(SIZE, served).pipe(res)
   })
-  const proxy = await startBuiltProxy(t, upstream.url)
+  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url }, { wrap: untracked })
   const client = new Client(proxy.url)
   t.teardown(() => client.close())
 
-  await resetPeakResident(proxy.pid)
+  await resetPeakResident(proxy.child.pid as number)
   const started = process.hrtime.bigint()
   const res = await client.request({ method: 'GET', path: '/api/assets/4b1d/original' })
   const received = await digestOf(res.body)
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  const peak = await peakResidentBytes(proxy.pid)
+  const peak = await peakResidentBytes(proxy.child.pid as number)
 
   t.equal(res.statusCode, 200)
   t.equal(res.headers['content-length'], String(SIZE), 'Content-Length reaches the client')

@@ -1,16 +1,12 @@
 // TLS_SELF_SIGNED=true with the real entry point: HTTPS at once for a first try on a LAN, and a
 // warning in the log that says this is not for keeps.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 import { connect } from 'node:tls'
 import { Client } from 'undici'
 import { startUpstream } from './helper.js'
-import { closedPort } from './helpers/timeouts.js'
-import { serverCommand, serverDirectory } from './helpers/ops.js'
-import { within } from './helpers/wait.js'
+import { spawnServer } from './helpers/ops.js'
 
 /** The certificate the server presents, as PEM. */
 async function servedCertificate (port: number): Promise<X509Certificate> {
@@ -25,31 +21,10 @@ async function servedCertificate (port: number): Promise<X509Certificate> {
 
 t.test('TLS_SELF_SIGNED=true serves HTTPS with a generated certificate and warns', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end(String(req.headers['x-forwarded-proto'])))
-  const port = await closedPort()
-  const command = await serverCommand()
-  const child = spawn(command[0], command.slice(1), {
-    cwd: serverDirectory(),
-    // the admin listener (a fixed port) is not what this test is about
-    env: { PATH: process.env.PATH ?? '', TLS_SELF_SIGNED: 'true', HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: upstream.url, ADMIN_PORT: 'off' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    await exited
-  })
-  const log: Array<{ level: number, msg: string }> = []
-  const listening = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', line => {
-      log.push(JSON.parse(line))
-      if (line.includes(`Server listening at https://127.0.0.1:${port}`)) resolve()
-    })
-    child.once('exit', code => reject(new Error(`the proxy exited with ${String(code)}`)))
-  })
-  await within(listening, 30_000, 'the proxy to listen')
+  // the admin listener is not what this test is about
+  const { port, lines } = await spawnServer(t, { TLS_SELF_SIGNED: 'true', UPSTREAM_URL: upstream.url, ADMIN_PORT: 'off' })
 
-  const warnings = log.filter(line => line.level === 40)
+  const warnings = lines.filter(line => line.level === 40)
   t.equal(warnings.length, 1, 'one warning')
   t.match(warnings[0].msg, /^TLS_SELF_SIGNED: serving a generated certificate; browsers and the mobile app will warn/)
 

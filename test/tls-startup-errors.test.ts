@@ -3,7 +3,7 @@ import t from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { makeCertificate, writeCertificateFiles } from './helpers/tls.js'
-import { runServer, type ServerExit } from './helper.js'
+import { runServer, type ServerExit } from './helpers/ops.js'
 
 /** The real entry point; port 1 is never reached: every case fails before listening. */
 async function serverWith (env: Record<string, string>): Promise<ServerExit> {

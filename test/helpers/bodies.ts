@@ -1,16 +1,11 @@
 // Bodies for the streaming tests: generated on the fly (never held whole in memory) and hashed
-// while they move, so that gigabytes can be checked byte for byte on both sides of the proxy.
-import { execFile, spawn } from 'node:child_process'
+// while they move, so that gigabytes can be checked byte for byte on both sides of the proxy;
+// and the memory of the proxy's process, read from /proc, to show that they did not pile up.
+import { execFile } from 'node:child_process'
 import { createHash, randomBytes, type Hash } from 'node:crypto'
-import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
-import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
-import type { Test } from 'tap'
-import { root, serverCommand } from './ops.js'
-import { within } from './wait.js'
-import { closedPort } from './websocket.js'
 
 /** Byte count and running SHA-1 of everything passed to `update`. */
 export class Digest {
@@ -93,12 +88,21 @@ export async function resetPeakResident (pid: number): Promise<void> {
   await writeFile(`/proc/${pid}/clear_refs`, '5')
 }
 
+async function statusBytes (pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)
+  if (match === null) throw new Error(`no ${field} for process ${pid}`)
+  return Number(match[1]) * 1024
+}
+
+/** Resident set size of process `pid` in bytes (VmRSS in /proc/<pid>/status, Linux). */
+export async function residentBytes (pid: number): Promise<number> {
+  return await statusBytes(pid, 'VmRSS')
+}
+
 /** Peak resident set size of process `pid` in bytes (VmHWM in /proc/<pid>/status, Linux). */
 export async function peakResidentBytes (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const match = /^VmHWM:\s+(\d+) kB$/m.exec(status)
-  if (match === null) throw new Error(`no VmHWM for process ${pid}`)
-  return Number(match[1]) * 1024
+  return await statusBytes(pid, 'VmHWM')
 }
 
 export interface CurlResult {
@@ -121,40 +125,4 @@ export async function curl (args: string[]): Promise<CurlResult> {
   const at = stdout.lastIndexOf(marker)
   const [statusCode, uploaded] = stdout.slice(at + marker.length).split(' ').map(Number)
   return { body: stdout.slice(0, at), statusCode, uploaded }
-}
-
-export interface BuiltProxy {
-  pid: number
-  url: string
-}
-
-/**
- * Starts the server in its own process as `npm start` does (the bundle, same node flags), with
- * `env` as its whole environment (literal strings, nothing inherited); stopped with SIGTERM when
- * the test ends.
- */
-export async function startBuiltProxy (t: Test, upstream: string, env: Record<string, string> = {}): Promise<BuiltProxy> {
-  const command = await serverCommand()
-  const port = await closedPort()
-  const variables = { UPSTREAM_URL: upstream, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env }
-  // through env(1) because tap adds its process-tracking loader to every child's NODE_OPTIONS,
-  // which would be counted in the proxy's memory; env execs node, so the pid stays the proxy's
-  const child = spawn('/usr/bin/env', [
-    '-i', ...Object.entries(variables).map(([name, value]) => `${name}=${value}`), ...command
-  ], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    await exited
-  })
-  // pino writes one JSON line per event; the log keeps flowing (and must be read) after this
-  const listening = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', line => {
-      if (line.includes('Server listening at')) resolve()
-    })
-    child.once('exit', code => reject(new Error(`proxy process exited with ${String(code)}`)))
-  })
-  await within(listening, 30_000, 'proxy process start')
-  return { pid: child.pid as number, url: `http://127.0.0.1:${port}` }
 }

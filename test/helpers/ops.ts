@@ -86,8 +86,10 @@ export interface LoggedProcess {
 
 export interface ServerProcess extends LoggedProcess {
   port: number
-  adminPort: number
+  /** undefined with ADMIN_PORT=off */
+  adminPort: number | undefined
   url: string
+  /** '' with ADMIN_PORT=off */
   adminUrl: string
 }
 
@@ -96,27 +98,87 @@ function exitOf (child: ChildProcess): Promise<{ code: number | null, signal: No
   return once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
 }
 
-/**
- * Runs `command` (by default the bundle, as `npm start` runs it) in `cwd` (an empty directory
- * unless given) with exactly `env` (plus PATH to find node; PORT and ADMIN_PORT get free loopback ports unless
- * given, HOST defaults to 127.0.0.1) and resolves once it logs that the main and admin listeners
- * are up and its start-up summary. Killed when the test ends if still running.
- */
-export async function spawnServer (t: Test, env: Record<string, string>, command?: string[], cwd = serverDirectory()): Promise<ServerProcess> {
-  command ??= await serverCommand()
-  const port = Number(env.PORT ?? await closedPort())
-  const adminPort = Number(env.ADMIN_PORT ?? await closedPort())
-  const spawned = spawnLogged(t, command, cwd, { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(port), ADMIN_PORT: String(adminPort) })
-  const { lines, output, exited } = spawned
+export interface ServerOptions {
+  /** The whole command, when it is not the bundle: the image's CMD through its entrypoint. */
+  command?: string[]
+  /**
+   * Runs the command under another: a `ulimit` in `sh -c`, `script` for a terminal, `env -u
+   * NODE_OPTIONS` to keep tap's loader out of a process whose memory or modules are measured.
+   */
+  wrap?: (command: string[]) => string[]
+  /** Arguments after the command: --help, --healthcheck. */
+  args?: string[]
+  /** The working directory: an empty one unless given (one with a .env, the repository root). */
+  cwd?: string
+  /**
+   * 'listening' (the default): resolves once the main and admin listeners are up and the
+   * start-up summary is logged, rejecting if the process exits first. 'spawned': at once, for a
+   * test that reads the start itself (a log that is not JSON lines).
+   */
+  until?: 'listening' | 'spawned'
+  /** 'pipe' for a command that needs a stdin (`script`). */
+  stdin?: 'ignore' | 'pipe'
+}
 
-  const listening = (p: number): boolean => lines.some(line => line.msg === `Server listening at http://127.0.0.1:${p}` || line.msg === `Server listening at https://127.0.0.1:${p}`)
+/**
+ * `command` through env(1) without NODE_OPTIONS: tap adds its process-tracking loader there for
+ * every child, which would count in a proxy whose memory is measured. env execs the command, so
+ * the pid stays the proxy's.
+ */
+export function untracked (command: string[]): string[] {
+  return ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...command]
+}
+
+async function commandOf (options: ServerOptions): Promise<string[]> {
+  const command = [...options.command ?? await serverCommand(), ...options.args ?? []]
+  return options.wrap === undefined ? command : options.wrap(command)
+}
+
+/**
+ * Runs the server (by default the bundle, as `npm start` runs it) in its own process with exactly
+ * `env` (plus PATH to find node; PORT and ADMIN_PORT get free loopback ports unless given,
+ * ADMIN_PORT may be 'off'; HOST defaults to 127.0.0.1), its stdout read as log lines; killed
+ * when the test ends if still running. See ServerOptions for the command and when it resolves.
+ */
+export async function spawnServer (t: Test, env: Record<string, string>, options: ServerOptions = {}): Promise<ServerProcess> {
+  const command = await commandOf(options)
+  const port = Number(env.PORT ?? await closedPort())
+  const admin = env.ADMIN_PORT ?? String(await closedPort())
+  const adminPort = admin === 'off' ? undefined : Number(admin)
+  const spawned = spawnLogged(t, command, options.cwd ?? serverDirectory(), { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(port), ADMIN_PORT: admin }, options.stdin)
+  const { lines, output, exited } = spawned
+  const running = { ...spawned, port, adminPort, url: `http://127.0.0.1:${port}`, adminUrl: adminPort === undefined ? '' : `http://127.0.0.1:${adminPort}` }
+  if (options.until === 'spawned') return running
+
+  const listening = (p: number | undefined): boolean => p === undefined || lines.some(line => line.msg === `Server listening at http://127.0.0.1:${p}` || line.msg === `Server listening at https://127.0.0.1:${p}`)
   let gone = false
   exited.then(() => { gone = true }, () => {})
   // the summary line (src/startup-summary.ts) comes once every listener is up, after the warnings
   const started = (): boolean => lines.some(line => typeof line.msg === 'string' && line.msg.startsWith('immich-proxy started: '))
-  await waitFor(() => gone || (listening(port) && listening(adminPort) && started()), 30_000, `the proxy to listen on ${port} and ${adminPort}`, { last: output })
+  await waitFor(() => gone || (listening(port) && listening(adminPort) && started()), 30_000, `the proxy to listen on ${port} and ${admin}`, { last: output })
   if (gone) throw new Error(`the proxy exited before listening:\n${output()}`)
-  return { ...spawned, port, adminPort, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}` }
+  return running
+}
+
+export interface ServerExit { code: number | null, stdout: string, stderr: string }
+
+/**
+ * Runs the server (as spawnServer does; `options.until` aside) with exactly `env` plus PATH and
+ * a free ADMIN_PORT unless given, never the ambient environment, until it exits, within 30 s:
+ * for start-up errors and the CLI flags, what an operator sees in `docker logs`. HOST and PORT
+ * are left to the test, which may be testing how they are read (.env, their defaults).
+ */
+export async function runServer (env: Record<string, string>, options: Omit<ServerOptions, 'until' | 'stdin'> = {}): Promise<ServerExit> {
+  const command = await commandOf(options)
+  // a server that gets as far as listening must not take the default 9090 from another suite
+  const adminPort = String(await closedPort())
+  return await new Promise(resolve => {
+    const child = execFile(command[0], command.slice(1), {
+      cwd: options.cwd ?? serverDirectory(),
+      env: { PATH: process.env.PATH ?? '', ADMIN_PORT: adminPort, ...env },
+      timeout: 30_000
+    }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, stdout, stderr }))
+  })
 }
 
 /**

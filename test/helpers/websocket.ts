@@ -1,12 +1,9 @@
 // Real WebSocket peers for the tunnel tests: an upstream `ws` server standing in for Immich's
-// socket.io endpoint, clients that are closed when the test ends, and the proxy run in a child
-// process when a test has to read the proxy's own memory.
-import { fork, type ChildProcess } from 'node:child_process'
+// socket.io endpoint, clients that are closed when the test ends, and raw handshakes.
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
-import { readFile } from 'node:fs/promises'
 import type { Test } from 'tap'
 import WebSocket, { WebSocketServer, type ClientOptions, type ServerOptions } from 'ws'
 
@@ -145,47 +142,4 @@ export async function closedPort (): Promise<number> {
   const port = (server.address() as AddressInfo).port
   await new Promise<void>(resolve => server.close(() => resolve()))
   return port
-}
-
-export interface ProxyProcess {
-  child: ChildProcess
-  pid: number
-  port: number
-  url: string
-  /** The proxy process's resident set size in bytes, from /proc/<pid>/status. */
-  rss: () => Promise<number>
-}
-
-/** Resident set size of process `pid` in bytes (Linux). */
-async function residentBytes (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status)
-  if (match === null) throw new Error(`no VmRSS for process ${pid}`)
-  return Number(match[1]) * 1024
-}
-
-const childEntry = new URL('../fixtures/websocket-proxy-process.ts', import.meta.url)
-
-/**
- * The proxy as production builds it, in its own process so that its memory can be read apart
- * from the test's clients and upstream. `env` holds literal environment strings.
- */
-export async function startProxyProcess (t: Test, upstream: string, env: Record<string, string> = {}): Promise<ProxyProcess> {
-  const child = fork(childEntry, [], {
-    execArgv: ['--import', 'tsx'],
-    env: { PATH: process.env.PATH, UPSTREAM_URL: upstream, LOG_LEVEL: 'silent', ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill()
-    await exited
-  })
-  const [message] = await Promise.race([
-    once(child, 'message') as Promise<[{ port: number }]>,
-    once(child, 'exit').then(([code]) => { throw new Error(`proxy process exited with ${String(code)}`) })
-  ])
-  const pid = child.pid as number
-  return { child, pid, port: message.port, url: `http://127.0.0.1:${message.port}`, rss: async () => await residentBytes(pid) }
 }

@@ -9,7 +9,7 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, 
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { startUpstream } from '../helper.js'
-import { root, serverCommand, spawnServer } from '../helpers/ops.js'
+import { root, spawnServer } from '../helpers/ops.js'
 import { handshake, makeCertificate, type TestCertificate } from '../helpers/tls.js'
 import { waitFor, within } from '../helpers/wait.js'
 
@@ -19,8 +19,8 @@ const entrypoint = join(root, 'deploy/docker-entrypoint.sh')
  * The entrypoint before the server command. Without tap's NODE_OPTIONS hook, which would have
  * the proxy write its process record into .tap/ as the unprivileged user and exit 1 for EACCES.
  */
-async function imageCommand (): Promise<string[]> {
-  return ['env', '-u', 'NODE_OPTIONS', entrypoint, ...await serverCommand()]
+function imageCommand (command: string[]): string[] {
+  return ['env', '-u', 'NODE_OPTIONS', entrypoint, ...command]
 }
 const NOBODY = 65534
 
@@ -79,7 +79,7 @@ t.test('a root-only certbot key is served by an unprivileged proxy, renewals inc
     IMMICH_PROXY_USER: 'nobody',
     IMMICH_PROXY_TLS_COPIES: copies,
     IMMICH_PROXY_TLS_POLL: '1'
-  }, await imageCommand())
+  }, { wrap: imageCommand })
   const pid = proxy.child.pid as number
 
   t.equal(uidOf(pid), NOBODY, 'the proxy runs as the unprivileged user')
@@ -124,7 +124,7 @@ t.test('a key the user can read is used where it is, by the unprivileged proxy',
     TLS_KEY_FILE: join(dir, 'certs', 'privkey.pem'),
     IMMICH_PROXY_USER: 'nobody',
     IMMICH_PROXY_TLS_COPIES: copies
-  }, await imageCommand())
+  }, { wrap: imageCommand })
   t.equal(uidOf(proxy.child.pid as number), NOBODY, 'the proxy runs as the unprivileged user')
   t.equal((await handshake(proxy.port)).fingerprint256, pair.fingerprint256, 'the certificate served')
   t.throws(() => statSync(copies), { code: 'ENOENT' }, 'nothing copied')
