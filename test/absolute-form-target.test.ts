@@ -1,8 +1,7 @@
 import t from 'tap'
 import { rawExchange, startProxy, startUpstream } from './helper.js'
-import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { h2Request, h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { rawUpgrade, startWsUpstream } from './helpers/websocket.js'
-import { startLoggedProxy } from './helpers/access-key.js'
 
 // RFC 9112 §3.2.2: a server receiving an absolute-form target ignores Host and takes the
 // target's authority; Immich gets the origin form, as nginx sends it.
@@ -65,7 +64,7 @@ t.test('HTTP/2: a :path that is not a path is refused and nothing reaches Immich
   const certificate = await makeCertificate()
   const files = writeCertificateFiles(t.testdir(), certificate)
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
   const session = await h2Session(t, proxy.url, certificate.cert)
   // RFC 9113 §8.3.1: :path carries the path and query; the authority has a field of its own
   // (Node's HTTP/2 layer resets such a stream as malformed before any hook runs)
@@ -76,7 +75,7 @@ t.test('HTTP/2: a :path that is not a path is refused and nothing reaches Immich
 
 t.test('an asterisk-form target (OPTIONS *) is the proxy\'s to answer: 400, and Immich is not blamed', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
-  const proxy = await startLoggedProxy(t, upstream.url, { LOG_LEVEL: 'info' })
+  const proxy = await startProxy(t, upstream.url, { LOG_LEVEL: 'info' })
   const log = proxy.log
   for (const method of ['OPTIONS', 'GET']) {
     const answer = await rawExchange(proxy.port, `${method} * HTTP/1.1\r\nHost: photos.example\r\nConnection: close\r\n\r\n`)

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { renameSync, rmSync, writeFileSync } from 'node:fs'
 import { startProxy, startUpstream } from './helper.js'
-import { keyFile, startLoggedProxy, statusWith } from './helpers/access-key.js'
+import { keyFile, statusWith } from './helpers/access-key.js'
 import { waitFor } from './helpers/wait.js'
 
 // the file is checked every 2 s; a change must be live well within this
@@ -83,7 +83,7 @@ t.test('a key file emptied of keys refuses everyone rather than opening the door
 t.test('a key file with no key at start: a warning, everyone refused, and the first key added opens', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('immich'))
   const file = keyFile(t, '# keys go here, one per line\n')
-  const proxy = await startLoggedProxy(t, upstream.url, { ACCESS_KEY_FILE: file.path, ACCESS_KEY_MAX_FAILURES: '0', LOG_LEVEL: 'info' })
+  const proxy = await startProxy(t, upstream.url, { ACCESS_KEY_FILE: file.path, ACCESS_KEY_MAX_FAILURES: '0', LOG_LEVEL: 'info' })
   t.match(proxy.log.text, /"level":40,.*"msg":"ACCESS_KEY_FILE holds no key: every request is refused until one is added"/)
   t.equal(await statusWith(proxy.url + '/'), 403)
   t.equal(await statusWith(proxy.url + '/', '# keys go here, one per line'), 403)

@@ -4,8 +4,8 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { request } from 'undici'
-import { startUpstream } from './helper.js'
-import { keyFile, postUnlock, startLoggedProxy, statusWith } from './helpers/access-key.js'
+import { startProxy, startUpstream } from './helper.js'
+import { keyFile, postUnlock, statusWith } from './helpers/access-key.js'
 import { openClient, startWsUpstream } from './helpers/websocket.js'
 import { waitFor, within } from './helpers/wait.js'
 
@@ -18,8 +18,8 @@ t.test('at LOG_LEVEL=trace, no key, guess or cookie value appears in the proxy\'
   const html = await startUpstream(t, (req, res) => res.end('immich'))
   const file = keyFile(t, `${FILE_KEY}\n`)
   const env = { ACCESS_KEY: ENV_KEY, ACCESS_KEY_FILE: file.path, ACCESS_KEY_MAX_FAILURES: '3', ACCESS_KEY_COOLDOWN: '1s' }
-  const proxy = await startLoggedProxy(t, html.url, env)
-  const wsProxy = await startLoggedProxy(t, upstream.url, env)
+  const proxy = await startProxy(t, html.url, { LOG_LEVEL: 'trace', ...env })
+  const wsProxy = await startProxy(t, upstream.url, { LOG_LEVEL: 'trace', ...env })
 
   t.equal(await statusWith(proxy.url + '/api/server/ping', ENV_KEY), 200)
   t.equal(await statusWith(proxy.url + '/api/server/ping', FILE_KEY), 200)

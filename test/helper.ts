@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
 import type { Test } from 'tap'
 import { buildServer } from '../src/build.js'
 import { parseConfig } from '../src/config.js'
@@ -44,23 +45,52 @@ export async function startUpstream (t: Test, handler: UpstreamHandler, options:
   return { server, url: `http://127.0.0.1:${port}`, port, requests }
 }
 
+/** The proxy's pino output, as text and as parsed lines, as it is written. */
+export class LogCapture extends Writable {
+  text = ''
+  readonly lines: Array<Record<string, unknown> & { level: number, msg?: string }> = []
+
+  override _write (chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const text = chunk.toString()
+    this.text += text
+    for (const line of text.split('\n')) {
+      if (line.trim() !== '') this.lines.push(JSON.parse(line))
+    }
+    callback()
+  }
+
+  /** Lines at `level` (pino numbers: 30 info, 40 warn, 50 error) whose message matches. */
+  find (level: number, msg: RegExp): Array<Record<string, unknown>> {
+    return this.lines.filter(line => line.level === level && msg.test(line.msg ?? ''))
+  }
+}
+
 export interface Proxy {
   app: FastifyInstance
+  /** http:// or, with TLS_CERT_FILE or TLS_SELF_SIGNED, https://127.0.0.1:port */
   url: string
   port: number
+  /** What the proxy logged: nothing unless the test sets LOG_LEVEL. */
+  log: LogCapture
+  /** The HTTP version of every request the listener parsed ('2.0' or '1.1'), in order. */
+  versions: string[]
 }
 
 /**
- * The proxy in front of `upstream`, configured from literal environment values (never the
- * ambient environment), listening on 127.0.0.1:0 and closed when the test ends.
+ * The proxy as src/build.ts builds it from literal environment values (never the ambient
+ * environment), TLS included when they ask for it, listening on 127.0.0.1:0 and closed when the
+ * test ends. Its log goes to `log`, at LOG_LEVEL (silent unless given).
  */
 export async function startProxy (t: Test, upstream: string, env: Record<string, string> = {}): Promise<Proxy> {
   const config = parseConfig({ UPSTREAM_URL: upstream, LOG_LEVEL: 'silent', ...env })
-  const server = await buildServer(config)
+  const log = new LogCapture()
+  const server = await buildServer(config, { logStream: log })
   await server.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => server.close())
+  const versions: string[] = []
+  server.server.on('request', (req: { httpVersion: string }) => versions.push(req.httpVersion))
   const port = (server.server.address() as AddressInfo).port
-  return { app: server, url: `${config.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`, port }
+  return { app: server, url: `${config.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`, port, log, versions }
 }
 
 /** Reads a whole stream into a string (for small test bodies only). */

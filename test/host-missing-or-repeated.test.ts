@@ -1,6 +1,6 @@
 import t from 'tap'
 import { rawExchange, startProxy, startUpstream } from './helper.js'
-import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { h2Request, h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 t.test('an HTTP/1.0 request without Host reaches Immich with the address the client connected to', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
@@ -26,7 +26,7 @@ t.test('HTTP/2: a host field that disagrees with :authority gets 400', async t =
   const certificate = await makeCertificate()
   const files = writeCertificateFiles(t.testdir(), certificate)
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
   const session = await h2Session(t, proxy.url, certificate.cert)
 
   const differ = await h2Request(session, { ':method': 'GET', ':path': '/api/server/ping', ':authority': 'photos.example', host: 'evil.example' })
@@ -59,7 +59,7 @@ t.test('HTTP/2: an :authority with user information gets 400', async t => {
   const certificate = await makeCertificate()
   const files = writeCertificateFiles(t.testdir(), certificate)
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
   const session = await h2Session(t, proxy.url, certificate.cert)
   // RFC 9113 §8.3.1: no userinfo in :authority. The proxy answers 400; newer nghttp2 (Node 26)
   // refuses the header field itself with a stream error before the proxy sees the request

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { constants } from 'node:http2'
-import { startUpstream } from './helper.js'
-import { h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { startProxy, startUpstream } from './helper.js'
+import { h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { within } from './helpers/wait.js'
 
 // A response Immich cuts (its connection reset, or silent past PROXY_TIMEOUT) must look cut to an
@@ -33,7 +33,7 @@ async function setUp (t: Test) {
     res.write(Buffer.alloc(PART, 1), () => { if (cut.then === 'reset') res.socket?.destroy() })
   })
   // short enough for the stalls to be cut within the test, long enough for nothing else to be
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent', PROXY_TIMEOUT: '1s' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, PROXY_TIMEOUT: '1s' })
   return { certificate, certFile: files.certFile, url: proxy.url, curlUrl: `https://localhost:${proxy.port}` }
 }
 

@@ -2,9 +2,9 @@ import t from 'tap'
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http2'
-import { startUpstream } from './helper.js'
+import { startProxy, startUpstream } from './helper.js'
 import { signal } from './helpers/bodies.js'
-import { h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { within } from './helpers/wait.js'
 
 // Immich's POST /api/sync/stream over HTTP/2: each JSON line must reach the client while the
@@ -30,7 +30,7 @@ t.test('every NDJSON line reaches an HTTP/2 client before the upstream writes th
     res.writeHead(200, { 'content-type': 'application/jsonlines+json' })
     writeLines(res).catch(() => res.destroy())
   })
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
   const session = await h2Session(t, proxy.url, certificate.cert)
 
   const stream = session.request({ ':method': 'POST', ':path': '/api/sync/stream', 'content-type': 'application/json' })

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { createSecureServer } from 'node:http2'
 import type { AddressInfo } from 'node:net'
-import { startUpstream } from './helper.js'
-import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { startProxy, startUpstream } from './helper.js'
+import { h2Request, h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 // RFC 8441: a server that sends SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 invites WebSockets over
 // HTTP/2 streams. Firefox then opens Immich's socket that way, which the proxy does not carry, and
@@ -11,7 +11,7 @@ t.test('the HTTP/2 listener never advertises extended CONNECT', async t => {
   const certificate = await makeCertificate()
   const files = writeCertificateFiles(t.testdir(), certificate)
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
 
   const session = await h2Session(t, proxy.url, certificate.cert)
   t.equal(session.alpnProtocol, 'h2')

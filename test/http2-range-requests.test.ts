@@ -1,7 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { startUpstream } from './helper.js'
-import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { startProxy, startUpstream } from './helper.js'
+import { h2Request, h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 // a video original, as Immich serves it to the web player: byte ranges honoured (RFC 9110 §14)
 const video = randomBytes(512 * 1024 + 5)
@@ -23,7 +23,7 @@ t.test('HTTP/2 Range requests get 206 and exactly the bytes asked for', async t 
     res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${video.length}`, 'content-length': end - start + 1 })
     res.end(video.subarray(start, end + 1))
   })
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
   const session = await h2Session(t, proxy.url, certificate.cert)
   const path = '/api/assets/4b1d/video/playback'
 

@@ -3,9 +3,9 @@ import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { request } from 'node:https'
 import { pipeline } from 'node:stream/promises'
-import { startUpstream, text } from './helper.js'
+import { startProxy, startUpstream, text } from './helper.js'
 import { trickle } from './helpers/timeouts.js'
-import { makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 // An http2 server with allowHTTP1 gives its HTTP/1.1 clients Node's own defaults, among them a
 // 300 s requestTimeout over the whole request: an upload over HTTP/1.1 (the mobile app's backup,
@@ -25,7 +25,7 @@ t.test('a slow HTTP/1.1 upload to the HTTP/2 listener is not cut', async t => {
     })
     req.on('end', () => res.end(Buffer.concat(chunks)))
   })
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, PROXY_TIMEOUT: '2s', LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, PROXY_TIMEOUT: '2s' })
   const node = proxy.app.server as unknown as { requestTimeout: number, constructor: { name: string } }
   t.equal(node.constructor.name, 'Http2SecureServer', 'the HTTP/2 listener, with HTTP/1.1 fallback')
   t.equal(node.requestTimeout, 0, 'no limit on a whole request')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { once } from 'node:events'
-import { startUpstream } from './helper.js'
-import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { startProxy, startUpstream } from './helper.js'
+import { h2Request, h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { within } from './helpers/wait.js'
 
 // A browser keeps its HTTP/2 session open long after the page loaded. On shutdown the proxy must
@@ -14,7 +14,7 @@ t.test('closing sends GOAWAY to HTTP/2 sessions, finishes streams in flight and 
     if (req.url === '/api/assets/1/original') setTimeout(() => res.end('the whole original'), 1000)
     else res.end('ok')
   })
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
   const idle = await h2Session(t, proxy.url, certificate.cert)
   t.equal((await h2Request(idle, { ':method': 'GET', ':path': '/api/server/ping' })).status, 200)
   const busy = await h2Session(t, proxy.url, certificate.cert)

@@ -1,8 +1,8 @@
 import t from 'tap'
 import type { ServerResponse } from 'node:http'
-import { startUpstream, text } from './helper.js'
+import { startProxy, startUpstream, text } from './helper.js'
 import { trickle } from './helpers/timeouts.js'
-import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { h2Request, h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 // The core's timeout promises, for HTTP/2 streams: a transfer that keeps moving is never cut,
 // however long it takes, and Immich's silence past PROXY_TIMEOUT is a 504, not a dropped stream.
@@ -29,7 +29,7 @@ t.test('slow HTTP/2 uploads and downloads are not cut; a silent Immich is a 504'
     else if (req.url === '/api/assets/1/original') trickleOut(res)
     else text(req).then(body => res.end(body), () => res.destroy())
   })
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, PROXY_TIMEOUT: '2s', LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, PROXY_TIMEOUT: '2s' })
   const session = await h2Session(t, proxy.url, certificate.cert)
 
   const timed = async <T>(work: Promise<T>): Promise<[T, number]> => {

@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap'
 import { constants } from 'node:http2'
 import type { IncomingHttpHeaders } from 'node:http'
-import { startUpstream } from './helper.js'
+import { startProxy, startUpstream } from './helper.js'
 import { receiveBody, signal, type ReceivedBody } from './helpers/bodies.js'
-import { h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { within } from './helpers/wait.js'
 
 // An HTTP/2 client gives up on an upload with RST_STREAM alone: no END_STREAM, so the body is
@@ -26,7 +26,7 @@ async function setUp (t: Test, env: Record<string, string>) {
       if (received.complete) res.end('complete')
     })
   })
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent', ...env })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, ...env })
   const session = await h2Session(t, proxy.url, certificate.cert)
   return { session, partArrived: partArrived.promise, seen: async () => await within(seen.promise, 10_000, 'the upstream request closing') }
 }

@@ -3,9 +3,9 @@ import { execFile } from 'node:child_process'
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2'
 import type { IncomingHttpHeaders } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startUpstream } from './helper.js'
+import { startProxy, startUpstream } from './helper.js'
 import { receiveBody, signal, type ReceivedBody } from './helpers/bodies.js'
-import { h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { within } from './helpers/wait.js'
 
 // RFC 9113 §8.1.1: an HTTP/2 request whose DATA frames add up to more or less than its
@@ -26,7 +26,7 @@ async function setUp (t: Test, env: Record<string, string>) {
       return { ...received, method: req.method, headers: req.headers }
     }))
   })
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent', ...env })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, ...env })
   const session = await h2Session(t, proxy.url, certificate.cert)
   return {
     certFile: files.certFile,

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startUpstream } from './helper.js'
+import { startProxy, startUpstream } from './helper.js'
 import { Digest, digestOf, generatedBody } from './helpers/bodies.js'
-import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { h2Request, h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 // HTTP/2 has no Transfer-Encoding: a client streaming a body of unknown size (the CLI piping a
 // file, fetch() with a ReadableStream) sends HEADERS without content-length, then DATA frames.
@@ -19,7 +19,7 @@ async function setUp (t: Test) {
       res.end(JSON.stringify({ bytes: digest.bytes }))
     }, () => res.destroy())
   })
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
   const session = await h2Session(t, proxy.url, certificate.cert)
   return { bodies, session, upstream }
 }

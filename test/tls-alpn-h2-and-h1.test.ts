@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { Client } from 'undici'
-import { startUpstream } from './helper.js'
-import { h2Request, h2Session, handshake, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { startProxy, startUpstream } from './helper.js'
+import { h2Request, h2Session, handshake, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 /** The system curl over TLS, trusting only `caFile`: the body and the HTTP version it used. */
 async function curl (args: string[]): Promise<{ body: string, version: string }> {
@@ -20,7 +20,7 @@ async function setUp (t: Test, env: Record<string, string> = {}) {
   const dir = t.testdir()
   const files = writeCertificateFiles(dir, certificate)
   const upstream = await startUpstream(t, (req, res) => res.end(`immich saw ${req.method ?? ''} ${req.url ?? ''}`))
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent', ...env })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, ...env })
   return { certificate, files, proxy }
 }
 

@@ -2,8 +2,8 @@ import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Client } from 'undici'
-import { startUpstream } from './helper.js'
-import { handshake, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { startProxy, startUpstream } from './helper.js'
+import { handshake, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { waitFor } from './helpers/wait.js'
 
 // A renewal caught half-way (a cert file still being written, a key from another pair) must not
@@ -15,7 +15,7 @@ t.test('a half-written or mismatched pair is refused: the old certificate stays,
   const dir = t.testdir()
   const files = writeCertificateFiles(dir, a)
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
+  const proxy = await startProxy(t, upstream.url, { LOG_LEVEL: 'info', TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
   const errors = (): Array<Record<string, unknown>> => proxy.log.find(50, /^new certificate refused/)
 
   // half of B's certificate, B's key

@@ -3,8 +3,9 @@ import { once } from 'node:events'
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import WebSocket from 'ws'
+import { startProxy, type Proxy } from './helper.js'
 import { startWsUpstream } from './helpers/websocket.js'
-import { h2Request, h2Session, handshake, makeCertificate, startTlsProxy, writeCertificateFiles, type TlsProxy } from './helpers/tls.js'
+import { h2Request, h2Session, handshake, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { waitFor, within } from './helpers/wait.js'
 
 // OpenSSL 3.0 (Node 20) names the alert SSLV3_…, OpenSSL 3.5 (Node 26) SSL/TLS_…
@@ -15,7 +16,7 @@ const HANDSHAKE_FAILURE = /^ERR_SSL_(SSLV3|SSL\/TLS)_ALERT_HANDSHAKE_FAILURE$/
 const RELOAD_WITHIN_MS = 15_000
 
 /** A wss:// connection through the proxy, opened now; closed when the test ends. */
-async function openWss (t: Test, proxy: TlsProxy, ca: string[]): Promise<WebSocket> {
+async function openWss (t: Test, proxy: Proxy, ca: string[]): Promise<WebSocket> {
   const ws = new WebSocket(`wss://127.0.0.1:${proxy.port}/api/socket.io/?EIO=4&transport=websocket`, { ca })
   t.teardown(() => ws.terminate())
   await within(once(ws, 'open'), 5000, 'the wss handshake')
@@ -33,7 +34,7 @@ t.test('a certificate rewritten in place is served to new connections; open ones
   const dir = t.testdir()
   const files = writeCertificateFiles(dir, a)
   const upstream = await startWsUpstream(t)
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
+  const proxy = await startProxy(t, upstream.url, { LOG_LEVEL: 'info', TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
   t.equal((await handshake(proxy.port)).fingerprint256, a.fingerprint256, 'A at start')
   const ws = await openWss(t, proxy, [a.cert, b.cert])
   const session = await h2Session(t, proxy.url, a.cert)
@@ -77,7 +78,7 @@ t.test('a certbot symlink swap in live/ is served the same way', async t => {
   }
   install(1, a)
   const upstream = await startWsUpstream(t)
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: join(live, 'fullchain.pem'), TLS_KEY_FILE: join(live, 'privkey.pem') })
+  const proxy = await startProxy(t, upstream.url, { LOG_LEVEL: 'info', TLS_CERT_FILE: join(live, 'fullchain.pem'), TLS_KEY_FILE: join(live, 'privkey.pem') })
   t.equal((await handshake(proxy.port)).fingerprint256, a.fingerprint256, 'A at start')
   const ws = await openWss(t, proxy, [a.cert, b.cert])
 

@@ -2,8 +2,8 @@ import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { createServer } from 'node:tls'
-import { startUpstream } from './helper.js'
-import { handshake, makeCertificate, startTlsProxy, writeCertificateFiles, type TestCertificate } from './helpers/tls.js'
+import { startProxy, startUpstream } from './helper.js'
+import { handshake, makeCertificate, writeCertificateFiles, type TestCertificate } from './helpers/tls.js'
 
 // OpenSSL 3.0 (Node 20) names the alert SSLV3_…, OpenSSL 3.5 (Node 26) SSL/TLS_…
 const HANDSHAKE_FAILURE = /^ERR_SSL_(SSLV3|SSL\/TLS)_ALERT_HANDSHAKE_FAILURE$/
@@ -36,7 +36,7 @@ for (const keyType of ['ec', 'rsa'] as const) {
     const certificate = await makeCertificate('immich.test', keyType)
     const files = writeCertificateFiles(t.testdir(), certificate)
     const upstream = await startUpstream(t, (req, res) => res.end('ok'))
-    const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+    const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
     const control = await permissiveServer(t, certificate)
     for (const suite of SUITES[keyType].good) {
       t.equal((await handshake(proxy.port, { maxVersion: 'TLSv1.2', ciphers: suite })).protocol, 'TLSv1.2', `${suite} served`)

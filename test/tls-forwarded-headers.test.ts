@@ -1,13 +1,13 @@
 import t from 'tap'
 import { Client } from 'undici'
-import { startUpstream } from './helper.js'
-import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { startProxy, startUpstream } from './helper.js'
+import { h2Request, h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 t.test('Immich hears https from HTTP/1.1 and HTTP/2 clients, and the HTTP/2 :authority as Host', async t => {
   const certificate = await makeCertificate()
   const files = writeCertificateFiles(t.testdir(), certificate)
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
 
   const h1 = new Client(proxy.url, { connect: { ca: certificate.cert, servername: 'localhost' } })
   t.teardown(() => h1.close())

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { Client, request } from 'undici'
 import { startProxy, startUpstream } from './helper.js'
-import { h2Request, h2Session, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { h2Request, h2Session, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 // Immich answers /own-hsts with a policy of its own, everything else without one
 async function setUp (t: Test, env: Record<string, string> = {}) {
@@ -11,7 +11,7 @@ async function setUp (t: Test, env: Record<string, string> = {}) {
     if (req.url === '/own-hsts') res.setHeader('strict-transport-security', 'max-age=60')
     res.end('ok')
   })
-  const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent', ...env })
+  const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, ...env })
   const h1 = new Client(proxy.url, { connect: { ca: certificate.cert, servername: 'localhost' } })
   t.teardown(() => h1.close())
   const session = await h2Session(t, proxy.url, certificate.cert)

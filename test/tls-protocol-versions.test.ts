@@ -2,8 +2,8 @@ import t from 'tap'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { createServer, type SecureVersion } from 'node:tls'
-import { startUpstream } from './helper.js'
-import { handshake, makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { startProxy, startUpstream } from './helper.js'
+import { handshake, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 
 // The client below offers exactly one version; SECLEVEL=0 lets its OpenSSL offer the old ones,
 // so a failure is the server's refusal, not the client's (the control shows the client can).
@@ -16,7 +16,7 @@ t.test('TLS 1.0 and 1.1 are refused with a protocol_version alert; 1.2 and 1.3 a
   const files = writeCertificateFiles(t.testdir(), certificate)
   const upstream = await startUpstream(t, (req, res) => res.end('ok'))
   for (const http2 of ['true', 'false']) {
-    const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, HTTP2: http2, LOG_LEVEL: 'silent' })
+    const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, HTTP2: http2 })
     for (const old of ['TLSv1', 'TLSv1.1'] as const) {
       await t.rejects(handshake(proxy.port, only(old)), { code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' }, `HTTP2=${http2}: ${old} refused`)
     }

@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net'
 import { Server } from 'socket.io'
 import { io } from 'socket.io-client'
 import WebSocket from 'ws'
+import { startProxy } from './helper.js'
 import { startWsUpstream } from './helpers/websocket.js'
-import { makeCertificate, startTlsProxy, writeCertificateFiles } from './helpers/tls.js'
+import { makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { within } from './helpers/wait.js'
 
 // Browsers open Immich's socket with an HTTP/1.1 upgrade even on a connection pool that speaks
@@ -16,7 +17,7 @@ for (const http2 of ['true', 'false']) {
     const certificate = await makeCertificate()
     const files = writeCertificateFiles(t.testdir(), certificate)
     const upstream = await startWsUpstream(t)
-    const proxy = await startTlsProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, HTTP2: http2, LOG_LEVEL: 'silent' })
+    const proxy = await startProxy(t, upstream.url, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, HTTP2: http2 })
 
     const ws = new WebSocket(`wss://127.0.0.1:${proxy.port}/api/socket.io/?EIO=4&transport=websocket`, { ca: certificate.cert })
     t.teardown(() => ws.terminate())
@@ -46,7 +47,7 @@ t.test('a real socket.io-client connects over wss:// to /api/socket.io, gets an 
   })
   await new Promise<void>(resolve => http.listen(0, '127.0.0.1', resolve))
   t.teardown(async () => { await server.close() })
-  const proxy = await startTlsProxy(t, `http://127.0.0.1:${(http.address() as AddressInfo).port}`, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, LOG_LEVEL: 'silent' })
+  const proxy = await startProxy(t, `http://127.0.0.1:${(http.address() as AddressInfo).port}`, { TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile })
 
   const client = io(proxy.url, { path: '/api/socket.io', transports: ['websocket'], reconnection: false, ca: certificate.cert })
   t.teardown(() => { client.disconnect() })

@@ -1,18 +1,13 @@
 // Shared pieces of the access-key tests: key files in a temporary directory, the unlock form
-// posted as a browser posts it, the cookie it sets, and the proxy with its log captured as text.
-import type { FastifyInstance } from 'fastify'
+// posted as a browser posts it, the cookie it sets, and a stand-in for Immich's web app.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import type { Test } from 'tap'
 import { request, type Dispatcher } from 'undici'
 import { WebSocketServer } from 'ws'
 import { startUpstream, type Upstream } from '../helper.js'
 import { echo } from './websocket.js'
-import { buildServer } from '../../src/build.js'
-import { parseConfig } from '../../src/config.js'
 
 export const UNLOCK = '/.immich-proxy/unlock'
 export const COOKIE = 'immich_proxy_access'
@@ -66,30 +61,6 @@ export async function postUnlock (origin: string, form: Record<string, string>, 
     retryAfter: header('retry-after'),
     body: await response.body.text()
   }
-}
-
-/** Collects everything the proxy's logger writes, as text. */
-export class LogText extends Writable {
-  text = ''
-
-  override _write (chunk: Buffer, encoding: BufferEncoding, callback: () => void): void {
-    this.text += chunk.toString()
-    callback()
-  }
-}
-
-/**
- * The proxy as src/build.ts builds it from literal environment strings, on 127.0.0.1:0, its
- * pino output (at LOG_LEVEL, default trace) collected in `log`.
- */
-export async function startLoggedProxy (t: Test, upstream: string, env: Record<string, string>): Promise<{ app: FastifyInstance, url: string, port: number, log: LogText }> {
-  const config = parseConfig({ UPSTREAM_URL: upstream, LOG_LEVEL: 'trace', ...env })
-  const log = new LogText()
-  const app = await buildServer(config, { logStream: log })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => app.close())
-  const port = (app.server.address() as AddressInfo).port
-  return { app, url: `http://127.0.0.1:${port}`, port, log }
 }
 
 /**

@@ -8,11 +8,10 @@ import { writeFileSync } from 'node:fs'
 import { connect as http2Connect, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { connect as tlsConnect, type ConnectionOptions, type PeerCertificate } from 'node:tls'
 import { generate } from 'selfsigned'
 import type { Test } from 'tap'
-import { buildRedirectServer, buildServer } from '../../src/build.js'
+import { buildRedirectServer } from '../../src/build.js'
 import { parseConfig } from '../../src/config.js'
 
 export interface TestCertificate {
@@ -57,49 +56,6 @@ export function writeCertificateFiles (dir: string, certificate: TestCertificate
   writeFileSync(certFile, certificate.cert)
   writeFileSync(keyFile, certificate.key)
   return { certFile, keyFile }
-}
-
-/** The proxy's pino lines, parsed, as they are written. */
-export class LogLines extends Writable {
-  readonly lines: Array<Record<string, unknown> & { level: number, msg?: string }> = []
-
-  override _write (chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    for (const line of chunk.toString().split('\n')) {
-      if (line.trim() !== '') this.lines.push(JSON.parse(line))
-    }
-    callback()
-  }
-
-  /** Lines at `level` (pino numbers: 30 info, 40 warn, 50 error) whose message matches. */
-  find (level: number, msg: RegExp): Array<Record<string, unknown>> {
-    return this.lines.filter(line => line.level === level && msg.test(line.msg ?? ''))
-  }
-}
-
-export interface TlsProxy {
-  app: FastifyInstance
-  /** https://127.0.0.1:port */
-  url: string
-  port: number
-  log: LogLines
-  /** The HTTP version of every request the listener parsed ('2.0' or '1.1'), in order. */
-  versions: string[]
-}
-
-/**
- * The proxy as src/build.ts builds it from literal environment strings (TLS_CERT_FILE… among
- * them), on 127.0.0.1:0, with its log captured at `LOG_LEVEL` (default info).
- */
-export async function startTlsProxy (t: Test, upstream: string, env: Record<string, string>): Promise<TlsProxy> {
-  const config = parseConfig({ UPSTREAM_URL: upstream, LOG_LEVEL: 'info', ...env })
-  const log = new LogLines()
-  const server = await buildServer(config, { logStream: log })
-  await server.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => server.close())
-  const versions: string[] = []
-  server.server.on('request', (req: { httpVersion: string }) => versions.push(req.httpVersion))
-  const port = (server.server.address() as AddressInfo).port
-  return { app: server, url: `https://127.0.0.1:${port}`, port, log, versions }
 }
 
 /** The plain-HTTP listener (HTTP_PORT) as src/build.ts builds it, on 127.0.0.1:0. */
