@@ -115,7 +115,7 @@ t.test('the packed files hold the JavaScript, the declarations and the bin', asy
   const files = (JSON.parse(pack.output.slice(pack.output.indexOf('['))) as Array<{ files: Array<{ path: string }> }>)[0].files.map(file => file.path)
   const bin = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['immich-proxy']
   t.equal(bin, './dist/immich-proxy.cjs', 'the bin is the bundle npm start runs')
-  for (const file of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/immich-proxy.cjs', 'dist/src/app.d.ts', 'dist/plugins/access-key.d.ts', 'README.md', 'package.json']) {
+  for (const file of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/immich-proxy.cjs', 'dist/src/app.d.ts', 'dist/plugins/access-key/access-key.d.ts', 'README.md', 'package.json']) {
     t.ok(files.includes(file), file)
   }
   t.notOk(files.some(file => /^(test|src|plugins|bench)\//.test(file) || file.startsWith('dist/test/')), 'no sources or tests')
