@@ -62,12 +62,22 @@ export interface Listeners {
  * ports, closed when the test ends.
  */
 export async function startListeners (t: Test, upstream: string, env: Record<string, string> = {}): Promise<Listeners> {
-  const port = await closedPort()
-  const adminPort = await closedPort()
-  const config = parseConfig({ UPSTREAM_URL: upstream, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(adminPort), LOG_LEVEL: 'silent', ...env })
-  const running = await run(config)
-  t.teardown(async () => await running.close())
-  return { running, url: `http://127.0.0.1:${port}`, port, adminUrl: `http://127.0.0.1:${adminPort}`, adminPort }
+  // a port found free can be taken by a parallel test before we listen on it: run() then closes
+  // what it opened, and we try again on new ports
+  for (let attempt = 1; ; attempt++) {
+    const port = await closedPort()
+    const adminPort = await closedPort()
+    const config = parseConfig({ UPSTREAM_URL: upstream, HOST: '127.0.0.1', PORT: String(port), ADMIN_PORT: String(adminPort), LOG_LEVEL: 'silent', ...env })
+    let running: Running
+    try {
+      running = await run(config)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 3 && env.PORT === undefined && env.ADMIN_PORT === undefined) continue
+      throw error
+    }
+    t.teardown(async () => await running.close())
+    return { running, url: `http://127.0.0.1:${port}`, port, adminUrl: `http://127.0.0.1:${adminPort}`, adminPort }
+  }
 }
 
 /** One stdout line of the proxy: a pino record, or `{ text }` for a line that is not JSON. */
