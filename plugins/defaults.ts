@@ -45,12 +45,12 @@ export const SETTING_DEFAULTS = {
 } as const
 
 export const DEFAULTS = {
-  upstream: 'http://immich-server:2283',
-  host: '0.0.0.0',
+  upstream: SETTING_DEFAULTS.UPSTREAM_URL,
+  host: SETTING_DEFAULTS.HOST,
   port: 8080,
   tlsPort: 8443,
   http2: true,
-  hsts: 'max-age=31536000',
+  hsts: SETTING_DEFAULTS.HSTS,
   httpsRedirectPort: 443,
   bodyLimit: 50000 * MiB,
   proxyTimeout: 600 * SECOND,
@@ -59,12 +59,12 @@ export const DEFAULTS = {
   accessKeyFailureWindow: 10 * MINUTE,
   accessKeyCooldown: 15 * MINUTE,
   accessKeyCookieMaxAge: 30 * DAY,
-  adminHost: '127.0.0.1',
+  adminHost: SETTING_DEFAULTS.ADMIN_HOST,
   adminPort: 9090,
   shutdownTimeout: 30 * SECOND,
   loadShedEventLoopDelay: 1 * SECOND,
   loadShedMemory: 0,
-  logLevel: 'info',
+  logLevel: SETTING_DEFAULTS.LOG_LEVEL,
   /** Retry-After (seconds) on a 503 from load shedding or a full upstream pool. */
   retryAfter: 10,
   /** nginx keepalive_timeout 75s: browsers reuse connections for the timeline's thumbnails. */

@@ -90,8 +90,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   // memory is past its limit; requests and tunnels already running are untouched.
   await server.register(loadShedding, {
     maxEventLoopDelay: config.loadShedEventLoopDelay,
-    maxRssBytes: config.loadShedMemory,
-    retryAfter: DEFAULTS.retryAfter
+    maxRssBytes: config.loadShedMemory
   })
   await server.register(app, {
     ...config,

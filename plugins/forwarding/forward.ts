@@ -12,6 +12,7 @@ import { declaresBody } from './hop-by-hop.js'
 import { UnrelayableAnswerError, UpstreamBusyError, clientResponseHeadersFromRaw, relayableStatus, sendUpstreamError, upstreamFailure, upstreamRequestHeaders } from './upstream.js'
 import { takeTurn, type Forward } from './connection-turns.js'
 import { forwarded } from './young-collection.js'
+import { DEFAULTS } from '../defaults.js'
 
 // the proxy serves HTTP/1.1 and HTTP/2 clients alike
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
@@ -230,7 +231,7 @@ function dispatchToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dis
  * every body on as the stream it is: nothing is parsed, buffered or re-encoded on the way.
  * Registered in a scope of its own, so the parsers of the app around it stay as they were.
  */
-export async function registerImmichRoutes (fastify: FastifyInstance, dispatcher: Dispatcher, methods: string[], paths: string[], queueTimeout = 0): Promise<void> {
+export async function registerImmichRoutes (fastify: FastifyInstance, dispatcher: Dispatcher, methods: string[], paths: string[], queueTimeout = DEFAULTS.proxyTimeout): Promise<void> {
   await fastify.register(async function immichRoutes (scope) {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', (request, payload, done) => { done(null, payload) })

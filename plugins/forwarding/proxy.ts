@@ -1,10 +1,9 @@
 // The catch-all: every method on every path goes to Immich (nginx `location / { proxy_pass … }`),
-// bodies streamed both ways over undici (lib/forward.ts).
+// bodies streamed both ways over undici (forward.ts).
 import fp from 'fastify-plugin'
 import { registerImmichRoutes } from './forward.js'
 import { upstreamDispatcher, type UpstreamOptions } from './upstream.js'
 import { collectionsAvailable } from './young-collection.js'
-import { DEFAULTS } from '../defaults.js'
 
 export type ProxyOptions = UpstreamOptions
 
@@ -14,7 +13,7 @@ export default fp<ProxyOptions>(async function proxy (fastify, opts) {
 
   // every method Node parses and Fastify routes (WebDAV's among them); CONNECT is not for a path
   const methods = fastify.supportedMethods.filter(method => method !== 'CONNECT')
-  await registerImmichRoutes(fastify, dispatcher, methods, ['/', '/*'], opts.proxyTimeout ?? DEFAULTS.proxyTimeout)
+  await registerImmichRoutes(fastify, dispatcher, methods, ['/', '/*'], opts.proxyTimeout)
 
   // not silent: without the flag, big transfers run at about half speed and hold ~60 MB more
   if (!collectionsAvailable()) {

@@ -5,7 +5,6 @@
 import fp from 'fastify-plugin'
 import { registerImmichRoutes } from './forward.js'
 import { upstreamDispatcher, type UpstreamOptions } from './upstream.js'
-import { DEFAULTS } from '../defaults.js'
 
 export type WellKnownOptions = UpstreamOptions
 
@@ -22,5 +21,5 @@ export default fp<WellKnownOptions>(async function wellKnown (fastify, opts) {
   })
   fastify.addHook('onClose', async () => { await dispatcher.destroy() })
 
-  await registerImmichRoutes(fastify, dispatcher, ['GET', 'HEAD'], [WELL_KNOWN_PATH], opts.proxyTimeout ?? DEFAULTS.proxyTimeout)
+  await registerImmichRoutes(fastify, dispatcher, ['GET', 'HEAD'], [WELL_KNOWN_PATH], opts.proxyTimeout)
 }, { name: 'immich-proxy-well-known', fastify: '5.x', dependencies: ['immich-proxy-forwarded-headers'] })
