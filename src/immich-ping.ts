@@ -1,7 +1,7 @@
 // Immich's own liveness route, `GET /api/server/ping` → `{"res":"pong"}`: asked by /readyz
 // (src/admin.ts) and once at start (src/server.ts), so that a wrong UPSTREAM_URL shows in the
-// log at once instead of as 502s later. Node's own fetch: undici's index in the bundle would add
-// ~110 modules to every start for one small request.
+// log at once instead of as 502s later. Node's own fetch: undici's index in the bundle would be
+// loaded by every start for one small request.
 import type { FastifyBaseLogger } from 'fastify'
 
 /** Sent with the check at start, so that Immich's log (and a test's stand-in) can tell it apart. */

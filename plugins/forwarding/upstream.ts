@@ -25,8 +25,8 @@ export interface UpstreamOptions {
   upstreamMaxConnections?: number
 }
 
-// undici's index loads fetch, WebSocket, the caches and more: 110 modules, ~35 ms and ~8 MB of
-// the proxy's start-up and idle memory, for a proxy that needs the pool alone. The two files are
+// undici's index loads fetch, WebSocket, the caches and more, which the proxy's start-up and idle
+// memory would pay for a proxy that needs the pool alone (docs/design.md). The two files are
 // imported by path (undici has no exports map and ships types for its index only: see
 // undici-internals.d.ts; the version is pinned to 7.x in package.json and
 // test/undici-internals.test.ts fails loudly should they move).
