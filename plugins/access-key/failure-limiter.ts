@@ -56,29 +56,28 @@ class Table {
   }
 }
 
-/** The eight 16-bit groups of an IPv6 address (its zone left out), or undefined for anything else. */
-function ipv6Groups (address: string): number[] | undefined {
+/**
+ * An address as the brake reads it, parsed once: IPv4 (also one mapped into IPv6, as a
+ * dual-stack socket shows an IPv4 client: that client, not a /64 shared by all), the eight
+ * 16-bit groups of an IPv6 address (its zone left out), or undefined for anything else.
+ */
+function parsed (address: string): { v4: string } | { v6: number[] } | undefined {
   const text = address.split('%')[0]
-  return isIPv6(text) ? ipaddr.IPv6.parse(text).parts : undefined
+  if (isIP(text) === 4) return { v4: text }
+  if (!isIPv6(text)) return undefined
+  const ip = ipaddr.IPv6.parse(text)
+  return ip.isIPv4MappedAddress() ? { v4: ip.toIPv4Address().toString() } : { v6: ip.parts }
 }
 
 function prefix (groups: number[], bits: 32 | 48 | 64): string {
   return `${groups.slice(0, bits / 16).map(group => group.toString(16)).join(':')}::/${bits}`
 }
 
-// an IPv4 client seen through a dual-stack socket is that IPv4 address, not a /64 shared by all
-function mappedIPv4 (address: string): string | undefined {
-  if (!isIPv6(address)) return undefined
-  const ip = ipaddr.IPv6.parse(address)
-  return ip.isIPv4MappedAddress() ? ip.toIPv4Address().toString() : undefined
-}
-
 /** The client the brake counts: an IPv4 address or an IPv6 /64. Anything else is used as is. */
 export function addressGroup (address: string): string {
-  const mapped = mappedIPv4(address)
-  if (mapped !== undefined) return mapped
-  const groups = ipv6Groups(address)
-  return groups === undefined ? address : prefix(groups, 64)
+  const client = parsed(address)
+  if (client === undefined) return address
+  return 'v4' in client ? client.v4 : prefix(client.v6, 64)
 }
 
 /** A counter and the shared bucket it falls back to when the table is full. */
@@ -96,13 +95,13 @@ export class FailureLimiter {
 
   /** The counters a failure from `address` adds to: its own, and its /48's for IPv6. */
   private countersOf (address: string): Counter[] {
-    const plain = mappedIPv4(address) ?? address
-    if (isIP(plain) === 4) {
-      const [a, b] = plain.split('.')
-      return [{ key: plain, coarse: `${a}.${b}.0.0/16`, allowance: this.opts.maxFailures }]
+    const client = parsed(address)
+    if (client === undefined) return [{ key: address, coarse: EVERYONE, allowance: this.opts.maxFailures }]
+    if ('v4' in client) {
+      const [a, b] = client.v4.split('.')
+      return [{ key: client.v4, coarse: `${a}.${b}.0.0/16`, allowance: this.opts.maxFailures }]
     }
-    const groups = ipv6Groups(plain)
-    if (groups === undefined) return [{ key: plain, coarse: EVERYONE, allowance: this.opts.maxFailures }]
+    const groups = client.v6
     const coarse = prefix(groups, 32)
     return [
       { key: prefix(groups, 64), coarse, allowance: this.opts.maxFailures },
