@@ -9,7 +9,7 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, 
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { startUpstream } from '../helper.js'
-import { root, spawnServer } from '../helpers/ops.js'
+import { root, spawnServer, untracked } from '../helpers/ops.js'
 import { handshake, makeCertificate, type TestCertificate } from '../helpers/tls.js'
 import { waitFor, within } from '../helpers/wait.js'
 
@@ -20,7 +20,7 @@ const entrypoint = join(root, 'deploy/docker-entrypoint.sh')
  * the proxy write its process record into .tap/ as the unprivileged user and exit 1 for EACCES.
  */
 function imageCommand (command: string[]): string[] {
-  return ['env', '-u', 'NODE_OPTIONS', entrypoint, ...command]
+  return untracked([entrypoint, ...command])
 }
 const NOBODY = 65534
 
