@@ -70,7 +70,16 @@ t.test('floods under a low fd limit: the process survives each and still answers
     t.comment(`${closedByServer} of ${sockets.length} idle connections closed by the proxy`)
     for (const socket of sockets) socket.destroy()
     t.ok(alive(proxy), 'the process is alive')
-    t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
+    // Until the proxy has read the flood's closes its fds are still spent, and libuv accepts and
+    // at once closes what arrives meanwhile (its EMFILE remedy): a reset, not an answer. A
+    // process that recovers answers within a few seconds; one that stays stuck never does.
+    let last = 'no answer yet'
+    await waitFor(async () => {
+      const status = await normalRequest(proxy, certificate).catch((error: Error) => error.message)
+      last = String(status)
+      return status === 200
+    }, 10_000, 'a normal request answered after the flood', { intervalMs: 200, last: () => last })
+    t.pass(`a normal request is answered after the flood (last answer: ${last})`)
   })
 
   t.test('pipelined requests on one connection use one upstream connection at a time', async t => {
