@@ -1,3 +1,3 @@
 import neostandard from 'neostandard'
 
-export default neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**'] })
+export default neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**', '.test-build/**'] })

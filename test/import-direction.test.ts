@@ -4,9 +4,7 @@
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+import { root } from './helpers/root.js'
 
 function sources (dir: string): string[] {
   return readdirSync(join(root, dir), { withFileTypes: true, recursive: true })

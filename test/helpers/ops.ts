@@ -10,16 +10,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { request } from 'undici'
 import { parseConfig } from '../../src/config.js'
 import { run, type Running } from '../../src/run.js'
+import { root } from './root.js'
 import { START_ENTRY, START_FLAGS } from './start-flags.js'
 import { waitFor } from './wait.js'
 import { closedPort } from './websocket.js'
 
-export const root = fileURLToPath(new URL('../..', import.meta.url))
+export { root }
 
 /**
  * The server as `npm start`, the container and the bin run it: the bundle (scripts/bundle.mjs,

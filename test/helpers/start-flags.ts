@@ -1,9 +1,11 @@
 // The start script in package.json (`node [flags] <entry>`), read once, so that the bench and the
 // tests run the proxy exactly as `npm start` does: same flags, same file (they cannot drift).
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { root } from './root.js'
 
 const words = ((): string[] => {
-  const { scripts } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }
+  const { scripts } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }
   const words = scripts.start.trim().split(/\s+/)
   if (words[0] !== 'node' || words.length < 2 || words.at(-1)?.startsWith('-') === true) throw new Error(`start script is not "node [flags] <entry>": ${scripts.start}`)
   return words
