@@ -13,10 +13,12 @@ import wellKnown from '../plugins/forwarding/well-known.js'
 import websocket from '../plugins/forwarding/websocket.js'
 import proxy from '../plugins/forwarding/proxy.js'
 import httpsRedirect from '../plugins/tls/https-redirect.js'
+import { upstreamDispatcher } from '../plugins/forwarding/upstream.js'
 import { DEFAULTS } from '../plugins/defaults.js'
+import type { Dispatcher } from 'undici'
 
 export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' | 'trustProxy' | 'accessKeys'> &
-  Partial<Pick<Config, 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge'>> & {
+  Partial<Pick<Config, 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge' | 'accessKeyAllowImmichCredentials'>> & {
     /** The certificate the HTTPS listener was created with, and its files to watch for renewal. */
     certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles'>
     /**
@@ -61,13 +63,16 @@ export function accessKeyBrake (config: Pick<Config, 'accessKeys' | 'accessKeyFi
   return new FailureLimiter(limit)
 }
 
-function accessKeyOptions (opts: AppOptions): AccessKeyOptions {
+function accessKeyOptions (opts: AppOptions, dispatcher?: Dispatcher): AccessKeyOptions {
+  const allowImmichCredentials = dispatcher !== undefined && (opts.accessKeyAllowImmichCredentials ?? DEFAULTS.accessKeyAllowImmichCredentials)
   return {
     accessKeys: opts.accessKeys,
     accessKeyFile: opts.accessKeyFile,
     failureLimit: failureLimit(opts),
     brake: opts.accessKeyBrake,
-    cookieMaxAge: opts.accessKeyCookieMaxAge
+    cookieMaxAge: opts.accessKeyCookieMaxAge,
+    allowImmichCredentials,
+    immich: allowImmichCredentials ? { dispatcher } : undefined
   }
 }
 
@@ -83,16 +88,19 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   }
 
   const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections }
+  // one pool to Immich for the traffic and for the gate's questions about credentials
+  const dispatcher = upstreamDispatcher(upstream)
+  fastify.addHook('onClose', async () => { await dispatcher.destroy() })
   // Observation first, so that it sees every request, the refused ones included. The server of
   // src/build.ts registers it itself, ahead of load shedding, so that shed requests are seen too.
   if (!fastify.hasPlugin('immich-proxy-access-log')) await fastify.register(accessLog)
   await fastify.register(tls, { ...opts.certificate, hsts: opts.hsts })
   await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
-  await fastify.register(accessKey, accessKeyOptions(opts))
+  await fastify.register(accessKey, accessKeyOptions(opts, dispatcher))
   await fastify.register(bodyLimit, { bodyLimit: opts.bodyLimit })
   await fastify.register(wellKnown, upstream)
   await fastify.register(websocket, upstream)
-  await fastify.register(proxy, upstream)
+  await fastify.register(proxy, { ...upstream, dispatcher })
 }
 
 /**

@@ -162,6 +162,13 @@ export const EnvSchema = Type.Object({
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds)',
     examples: ['30d']
   }),
+  ACCESS_KEY_ALLOW_IMMICH_CREDENTIALS: Type.String({
+    default: SETTING_DEFAULTS.ACCESS_KEY_ALLOW_IMMICH_CREDENTIALS,
+    pattern: BOOLEAN_PATTERN,
+    description: 'with an access key set, a request carrying a session token or API key that Immich confirms passes without it (the CLI, the apps, a logged-in browser)',
+    hint: 'true or false',
+    examples: ['false']
+  }),
   ADMIN_HOST: Type.String({
     default: SETTING_DEFAULTS.ADMIN_HOST,
     pattern: '^\\S+$',
@@ -338,6 +345,7 @@ export function parseConfig (env: Record<string, string | undefined>) {
     accessKeyFailureWindow: convert('ACCESS_KEY_FAILURE_WINDOW', duration),
     accessKeyCooldown: convert('ACCESS_KEY_COOLDOWN', duration),
     accessKeyCookieMaxAge: convert('ACCESS_KEY_COOKIE_MAX_AGE', lifetime),
+    accessKeyAllowImmichCredentials: raw.ACCESS_KEY_ALLOW_IMMICH_CREDENTIALS === 'true',
     adminHost: raw.ADMIN_HOST,
     adminPort: raw.ADMIN_PORT === 'off' ? undefined : convert('ADMIN_PORT', port),
     shutdownTimeout: convert('SHUTDOWN_TIMEOUT', duration),

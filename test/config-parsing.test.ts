@@ -34,6 +34,7 @@ t.test('defaults: the reference configs, with nothing set', async t => {
     accessKeyFailureWindow: 600_000,
     accessKeyCooldown: 900_000,
     accessKeyCookieMaxAge: 30 * 24 * 3600 * 1000,
+    accessKeyAllowImmichCredentials: true,
     adminHost: '127.0.0.1',
     adminPort: 9090,
     shutdownTimeout: 30_000,

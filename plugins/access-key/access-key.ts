@@ -1,16 +1,25 @@
-// The reference "nginx TLS + Access Key" config: `if ($http_x_access_key != "<key>") { return 403; }`,
-// done so that it cannot leak or be guessed: compared in constant time, stripped before Immich
-// sees it, never logged, applied to every request and WebSocket upgrade (both pass through this
-// onRequest hook) but the discovery document, braked after repeated failures, and usable from a
-// browser through an unlock page that trades the key for a signed, expiring cookie.
+// The access gate. The reference "nginx TLS + Access Key" config is its first way in:
+// `if ($http_x_access_key != "<key>") { return 403; }`, done so that it cannot leak or be
+// guessed: compared in constant time, stripped before Immich sees it, never logged, applied to
+// every request and WebSocket upgrade (both pass through this onRequest hook) but the discovery
+// document, braked after repeated failures, and usable from a browser through an unlock page
+// that trades the key for a signed, expiring cookie. Immich's own users get in on what they
+// already carry: a session or API key that Immich confirms (immich-credentials.ts).
+//
+// What opens the gate is the table WAYS_IN below, tried in its order; `decide` is the one place
+// that reads it.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import { KeyRing, transientReadError } from './key-ring.js'
 import { FailureLimiter, type FailureLimiterOptions } from './failure-limiter.js'
 import { safeNext, unlockPage, waitInWords } from './unlock-page.js'
+import { CredentialChecker, immichCredential, type CredentialCheckOptions } from './immich-credentials.js'
 import { accessKeyRefused, type AccessKeyRefused } from '../observability/events.js'
 import { WELL_KNOWN_PATH } from '../forwarding/well-known.js'
+import { upstreamDispatcher, upstreamFailure, type UpstreamOptions } from '../forwarding/upstream.js'
+import type { Dispatcher } from 'undici'
+import { LRUCache } from 'lru-cache'
 import { DEFAULTS } from '../defaults.js'
 
 export interface AccessKeyOptions {
@@ -32,6 +41,18 @@ export interface AccessKeyOptions {
   cookieMaxAge?: number
   /** How often the key file is checked for changes, in ms. Default 2000. */
   fileCheckInterval?: number
+  /**
+   * Immich, for the ways in that ask it whether a credential is valid: the pool the proxy uses
+   * (`dispatcher`), or an upstream to open one for the gate alone.
+   */
+  immich?: { dispatcher: Dispatcher } | UpstreamOptions
+  /**
+   * Let a request through that carries a session token or API key Immich confirms (what the
+   * CLI and the apps send). Default true when `immich` is given; true without it is an error.
+   */
+  allowImmichCredentials?: boolean
+  /** How long Immich's verdicts on credentials are remembered, and the cache's size. */
+  credentialCheck?: CredentialCheckOptions
 }
 
 export const AccessKeyRequiredError = createError('IMMICH_PROXY_ACCESS_KEY', 'A valid X-Access-Key header is required', 403)
@@ -140,6 +161,32 @@ function fromAnotherSite (request: FastifyRequest): boolean {
   }
 }
 
+/**
+ * One way in's finding on a request: it opens the gate; it found its credential wrong (a guess,
+ * which ends the search and counts for the brake unless `counted` says it already has); or it
+ * has nothing to say (no credential of its kind, or one that cannot be a guess, such as an
+ * expired cookie).
+ */
+type Finding = 'open' | 'none' | { wrong: true, counted: boolean }
+
+interface WayIn {
+  name: string
+  /** Its credentials can be guessed: during a cool-down it is not tried. */
+  guessable: boolean
+  /** Sync when it can answer at once (a remembered verdict), a promise when it must ask Immich. */
+  find: (request: FastifyRequest, seen: Seen) => Finding | Promise<Finding>
+}
+
+/** What the hook took out of the request before any way in looks (so Immich never sees it). */
+interface Seen {
+  keyHeaders: string[]
+  unlockTokens: string[]
+  now: number
+}
+
+const WRONG: Finding = { wrong: true, counted: false }
+const WRONG_AGAIN: Finding = { wrong: true, counted: true }
+
 export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
   const ring = new KeyRing(opts.accessKeys ?? [], opts.accessKeyFile)
   if ((opts.accessKeys ?? []).length === 0 && opts.accessKeyFile === undefined) return
@@ -186,9 +233,9 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
 
   // Answers the refused request: the unlock page for a browser, 403 JSON for everything else.
   // A reply sent from a hook ends the request there: done() is not called.
-  function refuse (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void, guessed: boolean): void {
+  function refuse (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void, guessed: boolean, counted = false): void {
     report(guessed ? 'wrong' : 'missing')
-    if (guessed) failed(request)
+    if (guessed && !counted) failed(request)
     if (showsPage(request)) {
       sendPage(reply, 403, safeNext(request.url), guessed ? 'That key is not valid.' : undefined)
       return
@@ -196,36 +243,106 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
     done(new AccessKeyRequiredError())
   }
 
+  let checker: CredentialChecker | undefined
+  const allowCredentials = opts.allowImmichCredentials ?? opts.immich !== undefined
+  if (allowCredentials) {
+    if (opts.immich === undefined) throw new Error('accessKey: allowImmichCredentials needs the `immich` option (a dispatcher or an upstream) to ask Immich')
+    let dispatcher: Dispatcher
+    if ('dispatcher' in opts.immich) dispatcher = opts.immich.dispatcher
+    else {
+      const own = upstreamDispatcher(opts.immich)
+      fastify.addHook('onClose', async () => { await own.destroy() })
+      dispatcher = own
+    }
+    checker = new CredentialChecker(dispatcher, opts.credentialCheck)
+  }
+  // A stale session cookie (revoked elsewhere) comes back with every request of its browser:
+  // counted once per window, it cannot lock that household out; a guesser's every new token counts.
+  const countedWrong = new LRUCache<string, true>({ max: 10_000, ttl: DEFAULTS.accessKeyFailureWindow })
+
+  // The ways in, in the order they are tried. A wrong key header or credential ends the search.
+  const WAYS_IN: WayIn[] = [
+    {
+      name: 'access key header',
+      guessable: true,
+      // a repeated header is refused rather than guessed at: proxies in front may join or split it
+      find: (request, seen) => seen.keyHeaders.length === 0 ? 'none' : seen.keyHeaders.length === 1 && ring.accepts(seen.keyHeaders[0]) ? 'open' : WRONG
+    },
+    {
+      name: 'unlock cookie',
+      // a cookie cannot be used to guess, so the brake never stands in its way: one guesser
+      // behind a shared home router does not lock the household's browsers out
+      guessable: false,
+      find: (request, seen) => seen.keyHeaders.length === 0 && seen.unlockTokens.some(token => tokenValid(ring, token, seen.now)) ? 'open' : 'none'
+    }
+  ]
+  if (checker !== undefined) {
+    const immich = checker
+    WAYS_IN.push({
+      name: 'Immich credential',
+      guessable: true,
+      find: request => {
+        const credential = immichCredential(request)
+        if (credential === undefined) return 'none'
+        const judged = (valid: boolean): Finding => {
+          if (valid) return 'open'
+          const hash = CredentialChecker.hash(credential)
+          if (countedWrong.has(hash)) return WRONG_AGAIN
+          countedWrong.set(hash, true)
+          return WRONG
+        }
+        const remembered = immich.remembered(credential)
+        return remembered === undefined ? immich.check(credential).then(judged) : judged(remembered)
+      }
+    })
+  }
+
+  /** Tries the ways in; undefined when one opened, else why not. */
+  function decide (request: FastifyRequest, seen: Seen, braked: boolean, from = 0): Finding | Promise<Finding> {
+    for (let i = from; i < WAYS_IN.length; i++) {
+      const way = WAYS_IN[i]
+      if (braked && way.guessable) continue
+      const found = way.find(request, seen)
+      if (found instanceof Promise) {
+        return found.then(finding => finding === 'none' ? decide(request, seen, braked, i + 1) : finding)
+      }
+      if (found !== 'none') return found
+    }
+    return 'none'
+  }
+
   fastify.addHook('onRequest', (request, reply, done) => {
     if (request.routeOptions.url === UNLOCK_PATH && request.method === 'POST') return done()
 
-    const sent = sentValues(request, HEADER)
+    const seen: Seen = { keyHeaders: sentValues(request, HEADER), unlockTokens: takeUnlockCookies(request), now: Date.now() }
     delete request.headers[HEADER]
     delete request.raw.headers[HEADER]
-    const tokens = takeUnlockCookies(request)
     // outside the gate, brake included; a key or cookie sent along is still kept from Immich
     if (isDiscovery(request)) return done()
-    const now = Date.now()
-    // A valid unlock cookie cannot be used to guess, so the brake never stands in its way: one
-    // guesser behind a shared home router does not lock the household's browsers out.
-    const cookieValid = sent.length === 0 && tokens.some(token => tokenValid(ring, token, now))
-    if (cookieValid) return done()
 
-    const seconds = braked(request, reply)
-    if (seconds !== undefined) {
-      if (showsPage(request)) {
-        sendPage(reply, 429, safeNext(request.url), brakeMessage(seconds))
-        return
+    const wait = limiter?.retryAfter(brakeKey(request)) ?? 0
+    const conclude = (finding: Finding): void => {
+      if (finding === 'open') return done()
+      if (wait > 0) {
+        const seconds = Math.ceil(wait / 1000)
+        report('brake')
+        reply.header('retry-after', String(seconds))
+        if (showsPage(request)) {
+          sendPage(reply, 429, safeNext(request.url), brakeMessage(seconds))
+          return
+        }
+        return done(new TooManyFailuresError(seconds))
       }
-      return done(new TooManyFailuresError(seconds))
+      if (finding === 'none') return refuse(request, reply, done, false)
+      refuse(request, reply, done, true, finding.counted)
     }
-
-    if (sent.length > 0) {
-      // A repeated header is refused rather than guessed at: proxies in front may join or split it.
-      if (sent.length === 1 && ring.accepts(sent[0])) return done()
-      return refuse(request, reply, done, true)
-    }
-    refuse(request, reply, done, false)
+    const finding = decide(request, seen, wait > 0)
+    if (!(finding instanceof Promise)) return conclude(finding)
+    finding.then(conclude, (error: Error) => {
+      // Immich could not say: neither counted nor remembered, and not a refusal either
+      request.log.warn({ err: error.cause instanceof Error ? error.cause : error }, 'could not ask Immich whether a credential is valid')
+      done(upstreamFailure(error))
+    })
   })
 
   if (cookieMaxAge === 0) return

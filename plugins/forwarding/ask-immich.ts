@@ -1,0 +1,62 @@
+// A small question to Immich that the proxy asks on its own behalf (is this credential valid?),
+// over the same pool as the traffic it guards: a bounded answer, a bounded wait.
+import type { Dispatcher } from 'undici'
+import { UpstreamBusyError } from './upstream.js'
+
+export interface ImmichAnswer {
+  statusCode: number
+  /** The body as text, at most MAX_ANSWER_BYTES of it. */
+  body: string
+}
+
+export interface ImmichQuestion {
+  method: Dispatcher.HttpMethod
+  path: string
+  headers: Record<string, string>
+}
+
+// what Immich answers to the checks is a few dozen bytes of JSON
+const MAX_ANSWER_BYTES = 64 * 1024
+
+/**
+ * Sends `question` through `dispatcher` and resolves with Immich's answer; rejects with
+ * undici's error when Immich cannot be reached or stays silent past `timeoutMs` (headers, then
+ * between body chunks), and with UpstreamBusyError when no connection came free in that time.
+ */
+export async function askImmich (dispatcher: Dispatcher, question: ImmichQuestion, timeoutMs: number): Promise<ImmichAnswer> {
+  return await new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    let statusCode = 0
+    let settled = false
+    const settle = (error?: Error): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(queued)
+      if (error !== undefined) reject(error)
+      else resolve({ statusCode, body: Buffer.concat(chunks).toString('utf8') })
+    }
+    // the pool's own timeouts start once a connection is assigned; this one covers the wait for it
+    // (a question still queued is dropped by undici when a connection frees: onConnect)
+    const queued = setTimeout(() => settle(new UpstreamBusyError()), timeoutMs).unref()
+    const handler: Dispatcher.DispatchHandler = {
+      onConnect: (abort: (error?: Error) => void) => {
+        clearTimeout(queued)
+        if (settled) abort()
+      },
+      onHeaders: (status: number) => {
+        // interim answers (100, 103) are followed by the final one
+        if (status >= 200) statusCode = status
+        return true
+      },
+      onData: (chunk: Buffer) => {
+        if (size < MAX_ANSWER_BYTES) chunks.push(chunk.subarray(0, MAX_ANSWER_BYTES - size))
+        size += chunk.length
+        return true
+      },
+      onComplete: () => settle(),
+      onError: (error: Error) => settle(error)
+    }
+    dispatcher.dispatch({ ...question, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, handler)
+  })
+}
