@@ -1,7 +1,7 @@
 // Log lines carry the request path; Immich share links put their key in the query (`?key=`), and
 // other clients use `token` or the like. Their values are masked before anything is logged.
 
-const SECRET_PARAMETER = /^(key|token|access_?key|api_?key|apikey|password|secret|sig|signature|session|sessionkey|auth.*)$/i
+const SECRET_PARAMETER = /^(key|slug|token|access_?key|api_?key|apikey|password|secret|sig|signature|session|sessionkey|auth.*)$/i
 
 /** The request path with the values of key-like query parameters replaced by [REDACTED]. */
 export function redactedPath (url: string): string {
