@@ -8,11 +8,11 @@
 //   npm run bench                  full run: 3 rounds, 4 GiB transfers, 10 000 WebSockets, ~18 min
 //   npm run bench -- --quick       1 round, 2 s per load, 512 MiB, 4 000 WebSockets, under 3 min
 //   options: --rounds=N --size=512m --targets=direct,immich-proxy,nginx --no-build --keep
-//   (or BENCH_QUICK=1, BENCH_ROUNDS, BENCH_SIZE, BENCH_TARGETS)
+//   --out=bench/RESULTS-x.md (or BENCH_QUICK=1, BENCH_ROUNDS, BENCH_SIZE, BENCH_TARGETS, BENCH_OUT)
 import { execFileSync, spawnSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseSize } from '../src/nginx-units.js'
 import { download, echoRate, fixedRate, openSockets, upload, wrk } from './lib/load.js'
 import { atExit, coreBusyPercent, coreTimes, prepareSelf, resetPeak, sleep, treeCpuSeconds, treePeakRss, treeRss } from './lib/processes.js'
@@ -52,7 +52,8 @@ function parseOptions (argv: string[], env: NodeJS.ProcessEnv): Options {
     rateSeconds: quick ? 2 : 5,
     echoSeconds: quick ? 1 : 2,
     sockets: quick ? [1000, 4000] : [1000, 10_000],
-    out: join(REPO, 'bench', quick ? 'RESULTS-quick.md' : 'RESULTS.md')
+    // a run of some targets only can go elsewhere than the last run of them all
+    out: resolve(flag('out') ?? env.BENCH_OUT ?? join(REPO, 'bench', quick ? 'RESULTS-quick.md' : 'RESULTS.md'))
   }
 }
 

@@ -1,5 +1,6 @@
 // bench/RESULTS.md: the figures (median of the rounds, ± half the range), their ratios to nginx
-// with the reference config and to direct, the TLS pair, the diagnostics and the machine.
+// with the reference config, of @fastify/http-proxy to immich-proxy and to direct, the TLS pair,
+// the diagnostics and the machine.
 
 export interface Figure {
   key: string
@@ -56,6 +57,17 @@ function ratio (values: number[] | undefined, reference: number[] | undefined): 
   return Number.isFinite(r) && median(reference) > 0 ? `${r.toFixed(2)}×` : '—'
 }
 
+/**
+ * Ratio per round, median (lowest…highest): the targets take turns within a round, so a ratio
+ * taken round by round leaves out the machine's drift between rounds. Ratio of medians when the
+ * rounds do not pair up (a figure failed in one of them).
+ */
+function roundRatio (values: number[] | undefined, reference: number[] | undefined): string {
+  if (values === undefined || reference === undefined || values.length < 2 || values.length !== reference.length || reference.some(r => r <= 0)) return ratio(values, reference)
+  const ratios = values.map((v, i) => v / reference[i])
+  return `${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}…${Math.max(...ratios).toFixed(2)})`
+}
+
 function table (header: string[], rows: string[][], align = '---:'): string {
   return [
     `| ${header.join(' | ')} |`,
@@ -91,6 +103,12 @@ export function formatReport ({ figures, samples, targets, notes, machine, run }
     out.push('## Ratios to nginx (Immich docs\' reference config)', '')
     const others = plain.filter(t => t !== 'nginx')
     out.push(table(['figure', ...others], main.map(f => [f.label, ...others.map(t => t === 'direct' && f.direct !== undefined ? '—' : ratio(valuesFor(f, t), get(f.key, 'nginx')))])), '')
+  }
+  const fastifyProxies = plain.filter(t => t.startsWith('fastify-http-proxy'))
+  if (plain.includes('immich-proxy') && fastifyProxies.length > 0) {
+    out.push('## Ratios of @fastify/http-proxy to immich-proxy', '')
+    out.push('Per round, median (lowest…highest of the rounds).', '')
+    out.push(table(['figure', ...fastifyProxies], main.map(f => [f.label, ...fastifyProxies.map(t => roundRatio(get(f.key, t), get(f.key, 'immich-proxy')))])), '')
   }
   if (plain.includes('direct')) {
     out.push('## Ratios to direct (no proxy)', '')

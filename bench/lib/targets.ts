@@ -199,17 +199,20 @@ export function immichProxy (name: string, tls: boolean, flags: string[] = [], s
   }
 }
 
-const fastifyHttpProxy: Target = {
-  name: 'fastify-http-proxy',
-  tls: false,
-  start: async context => await launch('fastify-http-proxy', context, 'http', (port, dir) => {
-    return startProcess(process.execPath, ['bench/fastify-http-proxy.mjs'], {
-      core: PROXY_CORE,
-      env: { UPSTREAM_URL: context.upstream, PORT: String(port), NODE_ENV: 'production' },
-      cwd: REPO,
-      logFile: join(dir, 'stdout.log')
+/** @fastify/http-proxy in a script of bench/: bare as its README shows it, or configured for Immich. */
+function fastifyHttpProxy (name: string, script: string): Target {
+  return {
+    name,
+    tls: false,
+    start: async context => await launch(name, context, 'http', (port, dir) => {
+      return startProcess(process.execPath, [script], {
+        core: PROXY_CORE,
+        env: { UPSTREAM_URL: context.upstream, PORT: String(port), NODE_ENV: 'production' },
+        cwd: REPO,
+        logFile: join(dir, 'stdout.log')
+      })
     })
-  })
+  }
 }
 
 const direct: Target = {
@@ -224,7 +227,8 @@ export const TARGETS: Target[] = [
   nginx('nginx', { keepalive: false, tls: false }),
   nginx('nginx-keepalive', { keepalive: true, tls: false }),
   haproxy,
-  fastifyHttpProxy,
+  fastifyHttpProxy('fastify-http-proxy', 'bench/fastify-http-proxy.mjs'),
+  fastifyHttpProxy('fastify-http-proxy-configured', 'bench/fastify-http-proxy-configured.mjs'),
   immichProxy('immich-proxy-tls', true),
   nginx('nginx-tls', { keepalive: false, tls: true })
 ]
