@@ -18,7 +18,7 @@ import { DEFAULTS } from '../plugins/defaults.js'
 import type { Dispatcher } from 'undici'
 
 export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' | 'trustProxy' | 'accessKeys'> &
-  Partial<Pick<Config, 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge' | 'accessKeyAllowImmichCredentials'>> & {
+  Partial<Pick<Config, 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge' | 'accessKeyAllowImmichCredentials' | 'accessKeyAllowShareLinks'>> & {
     /** The certificate the HTTPS listener was created with, and its files to watch for renewal. */
     certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles'>
     /**
@@ -65,6 +65,7 @@ export function accessKeyBrake (config: Pick<Config, 'accessKeys' | 'accessKeyFi
 
 function accessKeyOptions (opts: AppOptions, dispatcher?: Dispatcher): AccessKeyOptions {
   const allowImmichCredentials = dispatcher !== undefined && (opts.accessKeyAllowImmichCredentials ?? DEFAULTS.accessKeyAllowImmichCredentials)
+  const allowShareLinks = dispatcher !== undefined && (opts.accessKeyAllowShareLinks ?? DEFAULTS.accessKeyAllowShareLinks)
   return {
     accessKeys: opts.accessKeys,
     accessKeyFile: opts.accessKeyFile,
@@ -72,7 +73,8 @@ function accessKeyOptions (opts: AppOptions, dispatcher?: Dispatcher): AccessKey
     brake: opts.accessKeyBrake,
     cookieMaxAge: opts.accessKeyCookieMaxAge,
     allowImmichCredentials,
-    immich: allowImmichCredentials ? { dispatcher } : undefined
+    allowShareLinks,
+    immich: allowImmichCredentials || allowShareLinks ? { dispatcher } : undefined
   }
 }
 

@@ -169,6 +169,13 @@ export const EnvSchema = Type.Object({
     hint: 'true or false',
     examples: ['false']
   }),
+  ACCESS_KEY_ALLOW_SHARE_LINKS: Type.String({
+    default: SETTING_DEFAULTS.ACCESS_KEY_ALLOW_SHARE_LINKS,
+    pattern: BOOLEAN_PATTERN,
+    description: "with an access key set, the requests a shared link's page makes (and only those) pass without it when Immich confirms the link",
+    hint: 'true or false',
+    examples: ['true']
+  }),
   ADMIN_HOST: Type.String({
     default: SETTING_DEFAULTS.ADMIN_HOST,
     pattern: '^\\S+$',
@@ -346,6 +353,7 @@ export function parseConfig (env: Record<string, string | undefined>) {
     accessKeyCooldown: convert('ACCESS_KEY_COOLDOWN', duration),
     accessKeyCookieMaxAge: convert('ACCESS_KEY_COOKIE_MAX_AGE', lifetime),
     accessKeyAllowImmichCredentials: raw.ACCESS_KEY_ALLOW_IMMICH_CREDENTIALS === 'true',
+    accessKeyAllowShareLinks: raw.ACCESS_KEY_ALLOW_SHARE_LINKS === 'true',
     adminHost: raw.ADMIN_HOST,
     adminPort: raw.ADMIN_PORT === 'off' ? undefined : convert('ADMIN_PORT', port),
     shutdownTimeout: convert('SHUTDOWN_TIMEOUT', duration),

@@ -35,6 +35,7 @@ t.test('defaults: the reference configs, with nothing set', async t => {
     accessKeyCooldown: 900_000,
     accessKeyCookieMaxAge: 30 * 24 * 3600 * 1000,
     accessKeyAllowImmichCredentials: true,
+    accessKeyAllowShareLinks: false,
     adminHost: '127.0.0.1',
     adminPort: 9090,
     shutdownTimeout: 30_000,

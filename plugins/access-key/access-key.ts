@@ -14,7 +14,8 @@ import createError from '@fastify/error'
 import { KeyRing, transientReadError } from './key-ring.js'
 import { FailureLimiter, type FailureLimiterOptions } from './failure-limiter.js'
 import { safeNext, unlockPage, waitInWords } from './unlock-page.js'
-import { CredentialChecker, immichCredential, type CredentialCheckOptions } from './immich-credentials.js'
+import { CredentialChecker, immichCredential, type CredentialCheckOptions, type ImmichCredential } from './immich-credentials.js'
+import { shareLinkRequest } from './shared-links.js'
 import { accessKeyRefused, type AccessKeyRefused } from '../observability/events.js'
 import { WELL_KNOWN_PATH } from '../forwarding/well-known.js'
 import { upstreamDispatcher, upstreamFailure, type UpstreamOptions } from '../forwarding/upstream.js'
@@ -51,7 +52,12 @@ export interface AccessKeyOptions {
    * CLI and the apps send). Default true when `immich` is given; true without it is an error.
    */
   allowImmichCredentials?: boolean
-  /** How long Immich's verdicts on credentials are remembered, and the cache's size. */
+  /**
+   * Let the requests a shared link's page makes through (SHARE_LINK_REQUESTS), with a link Immich
+   * confirms. Default false; true needs `immich`.
+   */
+  allowShareLinks?: boolean
+  /** How long Immich's verdicts on credentials and links are remembered, and the cache's size. */
   credentialCheck?: CredentialCheckOptions
 }
 
@@ -245,8 +251,9 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
 
   let checker: CredentialChecker | undefined
   const allowCredentials = opts.allowImmichCredentials ?? opts.immich !== undefined
-  if (allowCredentials) {
-    if (opts.immich === undefined) throw new Error('accessKey: allowImmichCredentials needs the `immich` option (a dispatcher or an upstream) to ask Immich')
+  const allowShareLinks = opts.allowShareLinks ?? false
+  if (allowCredentials || allowShareLinks) {
+    if (opts.immich === undefined) throw new Error(`accessKey: ${allowCredentials ? 'allowImmichCredentials' : 'allowShareLinks'} needs the \`immich\` option (a dispatcher or an upstream) to ask Immich`)
     let dispatcher: Dispatcher
     if ('dispatcher' in opts.immich) dispatcher = opts.immich.dispatcher
     else {
@@ -276,23 +283,40 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       find: (request, seen) => seen.keyHeaders.length === 0 && seen.unlockTokens.some(token => tokenValid(ring, token, seen.now)) ? 'open' : 'none'
     }
   ]
-  if (checker !== undefined) {
+  /** Immich's verdict on `credential`, at once when remembered. */
+  const confirmed = (immich: CredentialChecker, credential: ImmichCredential): Finding | Promise<Finding> => {
+    const judged = (valid: boolean): Finding => {
+      if (valid) return 'open'
+      const hash = CredentialChecker.hash(credential)
+      if (countedWrong.has(hash)) return WRONG_AGAIN
+      countedWrong.set(hash, true)
+      return WRONG
+    }
+    const remembered = immich.remembered(credential)
+    return remembered === undefined ? immich.check(credential).then(judged) : judged(remembered)
+  }
+  if (checker !== undefined && allowCredentials) {
     const immich = checker
     WAYS_IN.push({
       name: 'Immich credential',
       guessable: true,
       find: request => {
         const credential = immichCredential(request)
-        if (credential === undefined) return 'none'
-        const judged = (valid: boolean): Finding => {
-          if (valid) return 'open'
-          const hash = CredentialChecker.hash(credential)
-          if (countedWrong.has(hash)) return WRONG_AGAIN
-          countedWrong.set(hash, true)
-          return WRONG
-        }
-        const remembered = immich.remembered(credential)
-        return remembered === undefined ? immich.check(credential).then(judged) : judged(remembered)
+        return credential === undefined ? 'none' : confirmed(immich, credential)
+      }
+    })
+  }
+  if (checker !== undefined && allowShareLinks) {
+    const immich = checker
+    WAYS_IN.push({
+      name: 'shared link',
+      guessable: true,
+      // only the requests of SHARE_LINK_REQUESTS, and only with a link Immich confirms
+      find: request => {
+        const found = shareLinkRequest(request)
+        if (found === undefined) return 'none'
+        if (found.row.carrier === 'none') return 'open'
+        return found.credential === undefined ? 'none' : confirmed(immich, found.credential)
       }
     })
   }

@@ -20,9 +20,9 @@ import { createHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { LRUCache } from 'lru-cache'
-import { askImmich } from '../forwarding/ask-immich.js'
+import { askImmich, type ImmichQuestion } from '../forwarding/ask-immich.js'
 
-export type CredentialKind = 'session' | 'api-key'
+export type CredentialKind = 'session' | 'api-key' | 'share-key' | 'share-slug'
 
 export interface ImmichCredential {
   kind: CredentialKind
@@ -76,18 +76,20 @@ export function queryOf (url: string): URLSearchParams | undefined {
   return at === -1 ? undefined : new URLSearchParams(url.slice(at + 1))
 }
 
-/** Whether the request carries a shared link's key or slug, which Immich reads before anything else. */
-export function carriesShareCredential (request: FastifyRequest, query = queryOf(request.url)): boolean {
+/** The shared link's key or slug the request carries, which Immich reads before anything else. */
+export function shareCredential (request: FastifyRequest, query = queryOf(request.url)): ImmichCredential | undefined {
   const headers = request.headers
-  return first(headers['x-immich-share-key']) !== undefined || first(headers['x-immich-share-slug']) !== undefined ||
-    (query?.get('key') ?? '') !== '' || (query?.get('slug') ?? '') !== ''
+  const key = first(headers['x-immich-share-key']) ?? (query?.get('key') || undefined)
+  if (key !== undefined) return { kind: 'share-key', value: key }
+  const slug = first(headers['x-immich-share-slug']) ?? (query?.get('slug') || undefined)
+  return slug === undefined ? undefined : { kind: 'share-slug', value: slug }
 }
 
 /** The session token or API key Immich would judge this request by, if any. */
 export function immichCredential (request: FastifyRequest): ImmichCredential | undefined {
   const headers = request.headers
   const query = queryOf(request.url)
-  if (carriesShareCredential(request, query)) return undefined
+  if (shareCredential(request, query) !== undefined) return undefined
   const session = first(headers['x-immich-user-token']) ?? first(headers['x-immich-session-token']) ??
     (query?.get('sessionKey') || undefined) ?? bearer(first(headers.authorization)) ??
     cookieValue(first(headers.cookie), SESSION_COOKIE)
@@ -95,6 +97,22 @@ export function immichCredential (request: FastifyRequest): ImmichCredential | u
   const apiKey = first(headers['x-api-key']) ?? (query?.get('apiKey') || undefined)
   if (apiKey !== undefined) return { kind: 'api-key', value: apiKey }
   return undefined
+}
+
+// Immich 2.6 and later say the first, earlier versions the second
+const PASSWORD_NEEDED = new Set(['Password required', 'Invalid password'])
+
+/**
+ * What Immich is asked: POST /api/auth/validateToken with the token in one header whatever form
+ * the client used (Immich judges it alike in each), or GET /api/shared-links/me for a link.
+ */
+function questionFor (credential: ImmichCredential): ImmichQuestion {
+  switch (credential.kind) {
+    case 'session': return { method: 'POST', path: '/api/auth/validateToken', headers: { 'x-immich-user-token': credential.value, 'content-length': '0' } }
+    case 'api-key': return { method: 'POST', path: '/api/auth/validateToken', headers: { 'x-api-key': credential.value, 'content-length': '0' } }
+    case 'share-key': return { method: 'GET', path: `/api/shared-links/me?key=${encodeURIComponent(credential.value)}`, headers: {} }
+    case 'share-slug': return { method: 'GET', path: `/api/shared-links/me?slug=${encodeURIComponent(credential.value)}`, headers: {} }
+  }
 }
 
 function jsonOf (body: string): Record<string, unknown> | undefined {
@@ -161,19 +179,23 @@ export class CredentialChecker {
 
   private async ask (credential: ImmichCredential): Promise<boolean> {
     this.asked++
-    // one header whatever form the client used: Immich judges the token alike in each
-    const headers: Record<string, string> = credential.kind === 'session'
-      ? { 'x-immich-user-token': credential.value }
-      : { 'x-api-key': credential.value }
+    const question = questionFor(credential)
     let answer
     try {
-      answer = await askImmich(this.dispatcher, { method: 'POST', path: '/api/auth/validateToken', headers: { ...headers, 'content-length': '0' } }, this.timeout)
+      answer = await askImmich(this.dispatcher, question, this.timeout)
     } catch (error) {
       throw new ImmichUnavailableError('Immich could not be asked whether a credential is valid', { cause: error })
     }
+    const said = jsonOf(answer.body)
+    if (credential.kind === 'share-key' || credential.kind === 'share-slug') {
+      if (answer.statusCode === 200 && typeof said?.id === 'string') return true
+      // a link with a password: Immich knows it and asks for the password (the page shows its form)
+      if (answer.statusCode === 401 && PASSWORD_NEEDED.has(String(said?.message))) return true
+      if (answer.statusCode === 401) return false
+      throw new ImmichUnavailableError(`Immich answered ${answer.statusCode} to GET /api/shared-links/me, which is neither a yes nor a no`)
+    }
     // Only Immich's own yes opens: anything else answering 200 at UPSTREAM_URL (a web page
     // served for every path) must not open the gate to any token.
-    const said = jsonOf(answer.body)
     if (answer.statusCode === 200 && said?.authStatus === true) return true
     if (answer.statusCode === 403 && typeof said?.message === 'string' && said.message.startsWith('Missing required permission')) return true
     if (answer.statusCode === 401) return false

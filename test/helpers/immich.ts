@@ -25,6 +25,45 @@ export interface StandInState {
   uploads: number[]
   /** Answer validateToken with this status instead (an Immich in trouble). */
   validateTokenStatus?: number
+  /** Shared links by key: their id, slug and password, if any. */
+  shareLinks: Map<string, { id: string, slug?: string, password?: string, assetId: string }>
+}
+
+// Immich's shared-link routes (@Authenticated({ sharedLink: true })), the ones the stand-in's
+// share page uses; every other authenticated route answers a share credential 403
+const SHARE_ROUTES = [/^\/api\/shared-links\/(me|login)$/, /^\/api\/assets\/[^/]+(\/thumbnail|\/original|\/video\/playback)?$/, /^\/api\/albums\/[^/]+$/, /^\/api\/timeline\/buckets?$/, /^\/api\/download\/(info|archive)$/]
+
+/**
+ * The web app's page for a shared link, in miniature: like Immich's, a shell whose script reads
+ * the server settings and the link (`?key=` or `?slug=` from the URL), then shows the link's
+ * photo and video and asks for the download size, each call carrying the link's credential.
+ */
+export const SHARE_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>Shared</title><link rel="icon" href="/favicon.ico"><link rel="stylesheet" href="/custom.css"></head>
+<body><p id="state">loading</p><script src="/_app/immutable/entry/start.js"></script></body></html>`
+
+export const SHARE_PAGE_SCRIPT = `
+const [, kind, value] = location.pathname.match(/^\\/(share|s)\\/([^/]+)/)
+const credential = (kind === 'share' ? 'key=' : 'slug=') + value
+const json = async (path, init) => { const r = await fetch(path, init); if (!r.ok) throw new Error(path + ' ' + r.status); return r.json() }
+;(async () => {
+  await json('/api/server/config'); await json('/api/server/features')
+  const link = await json('/api/shared-links/me?' + credential)
+  const asset = link.assets[0].id
+  await json('/api/assets/' + asset + '?' + credential)
+  await json('/api/timeline/buckets?albumId=' + link.id + '&' + credential)
+  await json('/api/download/info?' + credential, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ assetIds: [asset] }) })
+  const img = new Image(); img.src = '/api/assets/' + asset + '/thumbnail?' + credential + '&size=preview'
+  await new Promise((resolve, reject) => { img.onload = resolve; img.onerror = () => reject(new Error('thumbnail')) })
+  document.getElementById('state').textContent = 'shown ' + asset
+})().catch(error => { document.getElementById('state').textContent = 'failed: ' + error.message })
+`
+
+// a 1x1 PNG
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64')
+
+function linkToken (link: { id: string, password?: string }): string {
+  return Buffer.from(`${link.id}-${link.password ?? ''}`).toString('base64')
 }
 
 type Auth = { kind: 'session' | 'api-key', value: string } | { kind: 'share', value: string } | undefined
@@ -45,8 +84,10 @@ function credentialOf (req: IncomingMessage): Auth {
     const value = h[name]
     return (Array.isArray(value) ? value[0] : value) || undefined
   }
-  const share = one('x-immich-share-key') ?? query.get('key') ?? one('x-immich-share-slug') ?? query.get('slug')
-  if (share !== undefined && share !== null && share !== '') return { kind: 'share', value: share }
+  const key = one('x-immich-share-key') ?? (query.get('key') || undefined)
+  if (key !== undefined) return { kind: 'share', value: key }
+  const slug = one('x-immich-share-slug') ?? (query.get('slug') || undefined)
+  if (slug !== undefined) return { kind: 'share', value: `slug:${slug}` }
   const [scheme, token] = (one('authorization') ?? '').split(' ')
   const session = one('x-immich-user-token') ?? one('x-immich-session-token') ?? (query.get('sessionKey') || undefined) ??
     (scheme.toLowerCase() === 'bearer' ? token : undefined) ?? cookie(one('cookie'), 'immich_access_token')
@@ -61,7 +102,15 @@ function json (res: ServerResponse, status: number, body: unknown): void {
 }
 
 export function immichStandIn (state: Partial<StandInState> = {}): { state: StandInState, handler: (req: IncomingMessage, res: ServerResponse) => void } {
-  const s: StandInState = { sessions: new Set(), apiKeys: new Map(), validations: 0, seen: [], uploads: [], ...state }
+  const s: StandInState = { sessions: new Set(), apiKeys: new Map(), validations: 0, seen: [], uploads: [], shareLinks: new Map(), ...state }
+  const linkOf = (value: string): { key: string, id: string, slug?: string, password?: string, assetId: string } | undefined => {
+    if (value.startsWith('slug:')) {
+      for (const [key, link] of s.shareLinks) if (link.slug === value.slice(5)) return { key, ...link }
+      return undefined
+    }
+    const link = s.shareLinks.get(value)
+    return link === undefined ? undefined : { key: value, ...link }
+  }
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     s.seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
     const path = (req.url ?? '/').split('?')[0]
@@ -72,6 +121,19 @@ export function immichStandIn (state: Partial<StandInState> = {}): { state: Stan
       if (path === IMMICH_AUTH.wellKnown.path) return json(res, 200, IMMICH_AUTH.wellKnown.body)
       if (path === '/api/server/ping') return json(res, 200, { res: 'pong' })
       if (path === '/api/server/media-types') return json(res, 200, { image: ['.jpg', '.jpeg', '.png'], video: ['.mp4'], sidecar: ['.xmp'] })
+      if (path === '/api/server/config' || path === '/api/server/features') return json(res, 200, {})
+      if (path === '/_app/immutable/entry/start.js') {
+        res.writeHead(200, { 'content-type': 'text/javascript' })
+        return res.end(SHARE_PAGE_SCRIPT)
+      }
+      if (path === '/favicon.ico' || path === '/custom.css') return res.end('')
+      const page = /^\/(share|s)\/([^/]+)/.exec(path)
+      if (page !== null && req.method === 'GET') {
+        // Immich serves the web app's shell for any page; for a link it also reads the link
+        const found = linkOf(page[1] === 'share' ? page[2] : `slug:${decodeURIComponent(page[2])}`)
+        res.writeHead(found === undefined ? 404 : 200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+        return res.end(SHARE_PAGE)
+      }
       const auth = credentialOf(req)
       if (path === '/api/auth/validateToken' && req.method === 'POST') {
         s.validations++
@@ -79,7 +141,28 @@ export function immichStandIn (state: Partial<StandInState> = {}): { state: Stan
       }
       const answers = IMMICH_AUTH.validateToken
       if (auth === undefined) return json(res, answers.missing.status, answers.missing.body)
-      if (auth.kind === 'share') return json(res, answers.shareCredential.status, answers.shareCredential.body)
+      if (auth.kind === 'share') {
+        const link = linkOf(auth.value)
+        if (link === undefined) return json(res, 401, { message: auth.value.startsWith('slug:') ? 'Invalid share slug' : 'Invalid share key' })
+        if (!SHARE_ROUTES.some(route => route.test(path))) return json(res, answers.shareCredential.status, answers.shareCredential.body)
+        const tokens = (cookie(req.headers.cookie, 'immich_shared_link_token') ?? '').split(',')
+        if (path === '/api/shared-links/login') {
+          if (link.password === undefined) return json(res, 400, { message: 'Shared link is not password protected' })
+          const { password } = JSON.parse(Buffer.concat(body).toString() || '{}') as { password?: string }
+          if (password !== link.password) return json(res, 401, { message: 'Invalid password' })
+          res.setHeader('set-cookie', `immich_shared_link_token=${linkToken(link)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=86400`)
+          return json(res, 201, { id: link.id, key: link.key })
+        }
+        if (path === '/api/shared-links/me') {
+          if (link.password !== undefined && !tokens.includes(linkToken(link))) return json(res, 401, { message: 'Password required' })
+          return json(res, 200, { id: link.id, key: link.key, slug: link.slug ?? null, type: 'INDIVIDUAL', assets: [{ id: link.assetId }] })
+        }
+        if (path.endsWith('/thumbnail')) {
+          res.writeHead(200, { 'content-type': 'image/png' })
+          return res.end(PNG)
+        }
+        return json(res, 200, { ok: true, path, link: link.id })
+      }
       const permissions = auth.kind === 'api-key' ? s.apiKeys.get(auth.value) : s.sessions.has(auth.value) ? ['all'] : undefined
       if (permissions === undefined) {
         const invalid = auth.kind === 'api-key' ? answers.invalidApiKey : answers.invalid
