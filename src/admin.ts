@@ -19,8 +19,8 @@ export interface ReadinessProbe {
 }
 
 /**
- * The admin listener. With `brake` (the access key's, shared by the proxied listeners), an
- * operator can lift its cool-downs: `POST /access-key/brake/clear[?client=<address>]`.
+ * With `brake` (the access key's, shared by the proxied listeners), an operator can lift its
+ * cool-downs: `POST /access-key/brake/clear[?client=<address>]`.
  */
 export async function buildAdminServer (config: Config, probe: ReadinessProbe, brake?: FailureLimiter): Promise<FastifyInstance> {
   const admin = Fastify({ logger: loggerOptions(config), logController: new LogController({ disableRequestLogging: true }) })
@@ -28,7 +28,6 @@ export async function buildAdminServer (config: Config, probe: ReadinessProbe, b
 
   admin.get('/livez', async () => ({ status: 'ok' }))
 
-  // Every reason is in the body, so that a 503 says which one holds.
   admin.get('/readyz', async (request, reply) => {
     const immich = await pingFailure(config.upstream, 2000) === undefined
     const underPressure = probe.underPressure()
@@ -39,8 +38,8 @@ export async function buildAdminServer (config: Config, probe: ReadinessProbe, b
   })
 
   if (brake !== undefined) {
-    // Loopback peers only (`docker exec`, the host itself): ADMIN_HOST may be opened to a
-    // metrics scraper, and a guesser able to clear the brake would have none.
+    // Loopback peers only: ADMIN_HOST may be opened to a metrics scraper, and a guesser able to
+    // clear the brake would have none.
     admin.post<{ Querystring: { client?: string } }>('/access-key/brake/clear', async (request, reply) => {
       if (!loopback(request.socket.remoteAddress ?? '', 0)) {
         return await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'only a loopback client may clear the brake' })

@@ -1,4 +1,3 @@
-// Builds the listeners from the configuration: what src/server.ts runs and what the tests start.
 import Fastify, { type FastifyHttp2SecureOptions, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Http2SecureServer } from 'node:http2'
 import type { Server as HttpsServer } from 'node:https'
@@ -24,8 +23,8 @@ function selfSignedNames (): string[] {
 
 export interface BuildOptions {
   /**
-   * Where the pino log lines go. Default: stdout, what `docker logs` shows. An embedder (or a
-   * test reading what an operator would read) passes its own writable.
+   * Where the pino log lines go. Default: stdout, what `docker logs` shows; a test or an embedder
+   * passes its own writable.
    */
   logStream?: NodeJS.WritableStream
   /** The access key's brake, when listeners share one (src/run.ts). Default: one per listener. */
@@ -56,8 +55,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   const https = certificate === undefined
     ? undefined
     : { ...TLS_CONTEXT_OPTIONS, cert: certificate.pair.cert, key: certificate.pair.key, allowHTTP1: true }
-  // Fastify's typings give an http2 server a different instance type; the app is written for
-  // both (the plugins read only what HTTP/1.1 and HTTP/2 requests share).
+  // Fastify types an http2 server apart; the plugins read only what both kinds of request share
   let server: FastifyInstance
   if (https === undefined) server = Fastify(base)
   else if (config.http2) server = Fastify({ ...base, http2: true, https: { ...https, settings: HTTP2_SETTINGS } } as FastifyHttp2SecureOptions<Http2SecureServer>) as unknown as FastifyInstance
@@ -69,7 +67,6 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   const node = server.server as Server
   node.requestTimeout = 0
   node.keepAliveTimeout = base.keepAliveTimeout ?? DEFAULTS.keepAliveTimeout
-  // the client side's share of the file descriptors (src/connection-limits.ts)
   const limits = connectionLimits(config)
   guardListener(node, server.log, limits.maxConnections)
   if (https !== undefined && config.http2) guardHttp2Streams(node, server.log)
@@ -82,12 +79,9 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
     http2MaxConcurrentStreams: https !== undefined && config.http2 ? HTTP2_SETTINGS.maxConcurrentStreams : undefined
   }, 'connection limits')
 
-  // Observation first, on the server itself, so that it sees every request: the shed and the
-  // refused ones included.
+  // first, on the server itself, so that it sees every request, the shed and refused ones too
   await server.register(accessLog)
-  // Load shedding for the whole process, registered on the server itself so that readiness
-  // (src/admin.ts) can ask it: a new request gets 503 + Retry-After while the event loop lags or
-  // memory is past its limit; requests and tunnels already running are untouched.
+  // on the server itself, so that readiness (src/admin.ts) can ask it
   await server.register(loadShedding, {
     maxEventLoopDelay: config.loadShedEventLoopDelay,
     maxRssBytes: config.loadShedMemory
@@ -104,7 +98,6 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
   return server
 }
 
-/** The plain-HTTP listener on HTTP_PORT, or undefined when it is not configured. */
 export async function buildRedirectServer (config: Config, build: BuildOptions = {}): Promise<FastifyInstance | undefined> {
   if (config.httpPort === undefined) return undefined
   const server = Fastify(optionsFor(config, build))

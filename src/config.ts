@@ -1,6 +1,5 @@
-// The configuration contract: every setting is an environment variable, read
-// once, validated here, and turned into typed options for src/app.ts. The schema is the single
-// source of truth: its defaults, descriptions, hints and examples also feed the error messages.
+// Every setting is an environment variable, validated here. The schema is the single source of
+// truth: its defaults, descriptions, hints and examples also feed the error messages.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import proxyAddr from '@fastify/proxy-addr'
@@ -287,9 +286,8 @@ function trustedProxies (value: string): string[] | Error {
 }
 
 /**
- * Validates the environment and returns the typed configuration, or throws a ConfigError with
- * one line per bad variable. Only the variables the schema names are read; an empty or blank
- * value means the default. Pure: tests pass literal objects, the server passes process.env.
+ * Throws a ConfigError with one line per bad variable. An empty or blank value means the default.
+ * Pure: tests pass literal objects, the server passes process.env.
  */
 export function parseConfig (env: Record<string, string | undefined>) {
   const names = Object.keys(EnvSchema.properties) as Name[]
@@ -307,7 +305,6 @@ export function parseConfig (env: Record<string, string | undefined>) {
     }
   }
 
-  // Values that passed their pattern, converted; a conversion that fails adds its own problem.
   function convert<T> (name: Name, to: (value: string) => T | Error): T {
     if (values[name] === undefined) return undefined as T
     const result = to(values[name])
@@ -391,11 +388,9 @@ function editDistance (a: string, b: string): number {
 }
 
 /**
- * Variables of `env` that are not settings but look like one: within two edits of a setting's
- * name, or starting with the first word of a setting of several words (`ACCESS_`, `TLS_`, …),
- * each with the setting it was probably meant to be. A misspelled ACCESS_KEY would otherwise
- * start an unguarded proxy without a word. Names and prefixes come from the schema, so settings
- * added later are covered; only UPPER_SNAKE names are considered.
+ * Variables of `env` within two edits of a setting's name, or sharing the first word of a setting
+ * of several words (`ACCESS_`, `TLS_`, …): a misspelled ACCESS_KEY would otherwise start an
+ * unguarded proxy without a word. Only UPPER_SNAKE names are considered.
  */
 export function misspelledSettings (env: Record<string, string | undefined>): Array<{ name: string, meant: string }> {
   const known = Object.keys(EnvSchema.properties)

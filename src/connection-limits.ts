@@ -1,6 +1,5 @@
-// How many connections the process may hold, from its file-descriptor limit, and the guards on
-// the proxied listeners that keep one client (or many) from spending every descriptor: a cap on
-// client connections, accept errors logged instead of fatal, and HTTP/2 stream limits.
+// Guards that keep one client (or many) from spending every file descriptor: a cap on client
+// connections derived from the fd limit, accept errors logged instead of fatal, HTTP/2 limits.
 import { readFileSync } from 'node:fs'
 import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2'
 import type { Server } from 'node:net'
@@ -14,11 +13,10 @@ export const FD_RESERVE = 64
 /** What nginx (http2_max_concurrent_streams) and Caddy advertise. */
 export const HTTP2_MAX_CONCURRENT_STREAMS = 100
 
-// Streams a client may reset before they were answered, as a token bucket per session: past
-// it the session is told ENHANCE_YOUR_CALM (the rapid-reset attack, CVE-2023-44487). A browser
-// cancelling the thumbnails of a timeline scrolled past resets at most 100 (the stream limit) at
-// once. Stricter than nghttp2's own limit (1 000, then 33 a second, answered INTERNAL_ERROR),
-// so that a flood meets this one first on Node 20; Node 26 closes such a session itself sooner.
+// Streams a client may reset before their answer, a token bucket per session; past it the session
+// gets ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487). A browser scrolling a timeline resets at
+// most 100 (the stream limit) at once. Stricter than nghttp2's own limit (1 000, then 33 a
+// second), so a flood meets this one first on Node 20.
 const RESET_BURST = 500
 const RESETS_PER_SECOND = 50
 
@@ -45,14 +43,12 @@ export interface ConnectionLimits {
   /** The descriptor limit the figures were derived from, and whether it was read or guessed. */
   fdLimit: number | 'unlimited'
   fdLimitKnown: boolean
-  /** Start-up warnings naming the variable to change. */
   warnings: string[]
 }
 
 /**
- * Client connections get half of what the fd limit leaves past FD_RESERVE, shared between the
- * proxied listeners (the main one, and HTTP_PORT's): each may hold one upstream socket at a
- * time (an HTTP/1.1 exchange or a WebSocket tunnel), which takes the other half.
+ * Client connections get half of what the fd limit leaves past FD_RESERVE, shared by the proxied
+ * listeners: each may hold one upstream socket at a time, which takes the other half.
  */
 export function connectionLimits (config: Pick<Config, 'maxConnections' | 'upstreamMaxConnections'> & Partial<Pick<Config, 'httpPort'>>, limit = fdLimit()): ConnectionLimits {
   const known = limit !== undefined
@@ -75,7 +71,6 @@ export function connectionLimits (config: Pick<Config, 'maxConnections' | 'upstr
   return { maxConnections, upstreamMaxConnections, fdLimit: fds, fdLimitKnown: known, warnings }
 }
 
-/** Calls `log` at most once per `ms` with the number of events since the last call. */
 function rateLimited (ms: number, log: (count: number, error?: Error) => void): (error?: Error) => void {
   let count = 0
   let last = 0
@@ -90,10 +85,9 @@ function rateLimited (ms: number, log: (count: number, error?: Error) => void): 
 }
 
 /**
- * Caps a proxied listener's client connections (Node closes a connection past `maxConnections`
- * as soon as it is accepted, HTTP/2 sessions included: they are TCP connections first) and
- * turns accept errors into log lines. libuv keeps accepting after EMFILE/ENFILE (it closes the
- * connections it cannot serve); unhandled, the 'error' Node emits would end the process.
+ * Node closes a connection past `maxConnections` as soon as it is accepted (HTTP/2 sessions too).
+ * libuv keeps accepting after EMFILE/ENFILE; unhandled, the 'error' Node emits would end the
+ * process.
  */
 export function guardListener (server: Server, log: FastifyBaseLogger, maxConnections: number): void {
   if (maxConnections > 0) server.maxConnections = maxConnections
@@ -111,11 +105,7 @@ export function guardListener (server: Server, log: FastifyBaseLogger, maxConnec
 const kResets = Symbol('immich-proxy.resets')
 type CountedSession = Http2Session & { [kResets]?: { tokens: number, at: number } }
 
-/**
- * Rapid reset: a client opens streams and resets them at once, so the concurrency limit never
- * bites while each stream still costs a request to Immich. True once the session's client has
- * reset more streams before their answer than the bucket allows.
- */
+/** Rapid reset: streams reset at once never meet the stream limit, yet each costs a request. */
 function resetTooOften (stream: ServerHttp2Stream, session: CountedSession): boolean {
   if (stream.rstCode === undefined || stream.rstCode === constants.NGHTTP2_NO_ERROR || stream.headersSent || session.closed) return false
   const now = Date.now()
@@ -125,10 +115,8 @@ function resetTooOften (stream: ServerHttp2Stream, session: CountedSession): boo
   return bucket.tokens < 0
 }
 
-/** SETTINGS for every HTTP/2 session of the main listener. */
 export const HTTP2_SETTINGS = { maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS }
 
-/** Watches every HTTP/2 stream of `server` for the rapid-reset pattern. */
 export function guardHttp2Streams (server: Server, log: FastifyBaseLogger): void {
   const calmed = rateLimited(10_000, count => {
     log.warn({ sessions: count }, 'HTTP/2 client reset too many streams before their answer: GOAWAY(ENHANCE_YOUR_CALM)')

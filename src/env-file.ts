@@ -1,7 +1,5 @@
-// `.env` in the working directory, read when the proxy runs as a program (npm start, the bin),
-// never when its plugins are embedded: the host app owns its own environment. Variables already
-// in the process environment win, as with `node --env-file`: a setting given on the command line
-// or by a container is never overridden by a file left in the folder.
+// `.env`, read only when the proxy runs as a program (an embedding host owns its environment).
+// Variables already in the environment win, as with `node --env-file`.
 import { readFileSync } from 'node:fs'
 
 /** A `.env` that exists but cannot be used: fit to print as it is, one line. */
@@ -43,9 +41,8 @@ export function malformedLines (text: string): number[] {
 }
 
 /**
- * Adds the variables of `path` that the environment does not already have. Returns false when
- * there is no such file; throws EnvFileError naming the file when it cannot be read or has a
- * line that is not a setting (the line number only: the line may hold a key).
+ * False when there is no such file; throws EnvFileError when it cannot be read or has a line that
+ * is not a setting (naming the line number only: the line may hold a key).
  */
 export function loadEnvFile (path: string): boolean {
   let text: string

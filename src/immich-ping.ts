@@ -1,7 +1,6 @@
-// Immich's own liveness route, `GET /api/server/ping` → `{"res":"pong"}`: asked by /readyz
-// (src/admin.ts) and once at start (src/server.ts), so that a wrong UPSTREAM_URL shows in the
-// log at once instead of as 502s later. Node's own fetch: undici's index in the bundle would be
-// loaded by every start for one small request.
+// Immich's liveness route, asked by /readyz and once at start, so a wrong UPSTREAM_URL shows in
+// the log at once instead of as 502s later. Node's own fetch: undici's index in the bundle would
+// be loaded by every start for one small request.
 import type { FastifyBaseLogger } from 'fastify'
 
 /** Sent with the check at start, so that Immich's log (and a test's stand-in) can tell it apart. */
@@ -9,7 +8,6 @@ export const STARTUP_CHECK_USER_AGENT = 'immich-proxy (start-up check)'
 
 const PING_BODY_LIMIT = 1024
 
-/** At most PING_BODY_LIMIT characters of the body: whatever else answers there is read no further. */
 async function bodyStart (response: Response): Promise<string> {
   if (response.body === null) return ''
   const reader = response.body.getReader()

@@ -1,6 +1,5 @@
-// Sizes and durations in the syntax of nginx's configuration, so that values copied from the
-// reference configs (`client_max_body_size 50000M`, `proxy_read_timeout 600s`) work unchanged.
-// http://nginx.org/en/docs/syntax.html
+// nginx's size and duration syntax, so values copied from the reference configs
+// (`client_max_body_size 50000M`, `proxy_read_timeout 600s`) work unchanged.
 
 /** `512`, `512k`, `10m`, `50000M`, `1g` (case-insensitive, powers of 1024) → bytes. */
 export const SIZE_PATTERN = '^[0-9]+[kKmMgG]?$'
@@ -11,13 +10,11 @@ export const DURATION_PATTERN = '^[0-9]+(ms|s|m|h|d)?$'
 const sizeFactor: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }
 const durationFactor: Record<string, number> = { ms: 1, '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
-/** Bytes for a size that matched SIZE_PATTERN. */
 export function parseSize (text: string): number {
   const unit = /[a-z]$/i.test(text) ? text.slice(-1).toLowerCase() : ''
   return Number(unit === '' ? text : text.slice(0, -1)) * sizeFactor[unit]
 }
 
-/** Milliseconds for a duration that matched DURATION_PATTERN. */
 export function parseDuration (text: string): number {
   const match = /^([0-9]+)([a-z]*)$/.exec(text) as RegExpExecArray
   return Number(match[1]) * durationFactor[match[2]]

@@ -1,6 +1,5 @@
-// Every listener the configuration asks for, started, and closed in the order a drain needs.
-// src/server.ts runs this under the process's signals; tests run it as it is, and so may an
-// embedder who wants the standalone proxy inside a process of their own.
+// Every listener the configuration asks for, closed in the order a drain needs. src/server.ts
+// runs this under the process's signals; tests and embedders may run it as it is.
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { buildRedirectServer, buildServer } from './build.js'
@@ -14,17 +13,14 @@ export interface Running {
   /** /livez, /readyz and /metrics on ADMIN_HOST:ADMIN_PORT, unless ADMIN_PORT=off. */
   admin?: FastifyInstance
   /**
-   * The drain: stop accepting on the proxied listeners, let requests in flight (uploads) finish,
-   * cut the WebSocket tunnels (their clients reconnect), then close the admin listener, which
-   * answers /readyz with 503 until then so that a load balancer stops sending traffic.
+   * The drain: the proxied listeners stop accepting, requests in flight finish, WebSocket tunnels
+   * are cut (their clients reconnect), then the admin listener closes: it answers /readyz with 503
+   * until then, so a load balancer stops sending traffic.
    */
   close: () => Promise<void>
 }
 
-/**
- * Builds the listeners and listens on the configured addresses. A failure (a port in use, a
- * certificate that cannot serve) closes whatever was already started and rethrows.
- */
+/** On failure (a port in use, a bad certificate) closes what already started and rethrows. */
 export async function run (config: Config): Promise<Running> {
   const started: FastifyInstance[] = []
   let closing = false

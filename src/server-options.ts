@@ -1,5 +1,4 @@
-// Options that exist only when the Fastify server is created (src/server.ts); tests build their
-// servers with the same function so that they run what users run.
+// Tests build their servers with these functions too, so that they run what users run.
 import { LogController, type FastifyServerOptions } from 'fastify'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
@@ -15,17 +14,14 @@ const SECRET_PATHS = [
   'headers.authorization', 'headers.cookie', 'headers["x-api-key"]', 'headers["x-access-key"]', 'headers["set-cookie"]'
 ]
 
-// One writer on stdout shared by every listener (src/stdout-log.ts): asynchronous, bounded, and
-// never in the way of requests or of the exit when nothing reads stdout.
 let stdout: LogDestination | undefined
 function stdoutDestination (): LogDestination {
   stdout ??= stdoutLog()
   return stdout
 }
 
-// One line per record, as in the JSON: a request (or WebSocket) line reads
-// `INFO: request GET /api/server/ping 200 {"bytesIn":…,"durationMs":…}`. Only the access log's
-// lines carry method, path and status, which the message then shows in place of the fields.
+// `INFO: request GET /api/server/ping 200 {"bytesIn":…}`: only access-log lines carry method,
+// path and status, which the message shows in place of the fields.
 const PRETTY = {
   translateTime: 'SYS:standard',
   singleLine: true,
@@ -34,9 +30,8 @@ const PRETTY = {
 }
 
 /**
- * pino-pretty's path, or undefined where it is not installed: it is a development dependency, so
- * the image and `npm ci --omit=dev` installs log JSON even on a terminal. Looked up from this
- * file in the bundle (CommonJS), else from the entry script, else the working directory.
+ * undefined where pino-pretty is not installed (a dev dependency: `npm ci --omit=dev` logs JSON
+ * even on a terminal). Looked up from the bundle, else the entry script, else the working directory.
  */
 function prettyPrinter (): string | undefined {
   const bases = [typeof __filename === 'string' ? __filename : undefined, process.argv[1], join(process.cwd(), 'index.js')]
@@ -49,7 +44,6 @@ function prettyPrinter (): string | undefined {
   return undefined
 }
 
-/** JSON lines for machines; readable lines when a person watches the terminal. */
 export function loggerOptions (config: Config, tty = process.stdout.isTTY === true): FastifyServerOptions['logger'] {
   const pretty = tty ? prettyPrinter() : undefined
   return {
@@ -62,17 +56,15 @@ export function loggerOptions (config: Config, tty = process.stdout.isTTY === tr
 }
 
 /**
- * Server options that Immich traffic needs. Node's defaults would cut long transfers (a 300 s
- * requestTimeout on Node 20) or refuse long paths, so each is set here on purpose.
+ * Node's defaults would cut long transfers (a 300 s requestTimeout on Node 20) or refuse long
+ * paths, so each option is set on purpose.
  */
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     logger: loggerOptions(config),
-    // one access-log line per request comes from plugins/observability/access-log.ts instead of Fastify's two
     logController: new LogController({ disableRequestLogging: true }),
-    // an idle socket (no byte either way) is closed after PROXY_TIMEOUT, like nginx send_timeout
-    // and client_body_timeout; a transfer that keeps moving is never cut. Silence that is
-    // Immich's is left to the proxy's upstream timers, which answer 504 (plugins/forwarding/upstream.ts)
+    // an idle socket is closed after PROXY_TIMEOUT, like nginx send_timeout and
+    // client_body_timeout; Immich's silence is left to the upstream timers, which answer 504
     connectionTimeout: config.proxyTimeout,
     requestTimeout: 0,
     keepAliveTimeout: DEFAULTS.keepAliveTimeout,

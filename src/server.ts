@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --expose-gc
-// Entry point: read the environment once (with ./.env), answer --help and --healthcheck, start
-// the listeners (src/run.ts) and shut down through one path, on signals and on fatal errors alike.
+// Entry point: read the environment once (with ./.env), answer --help and --healthcheck, start the
+// listeners and shut down through one path, on signals and on fatal errors alike.
 import closeWithGrace from 'close-with-grace'
 import { join } from 'node:path'
 import { ConfigError, misspelledSettings, parseConfig, type Config } from './config.js'
@@ -20,7 +20,6 @@ function fail (message: string): never {
   process.exit(1)
 }
 
-/** Start-up errors the user can act on, as one line naming the variable. */
 function startupProblem (error: unknown, config: Config): string | undefined {
   if (error instanceof ConfigError || error instanceof CertificateError) return error.message
   const code = (error as NodeJS.ErrnoException).code
@@ -35,8 +34,8 @@ function startupProblem (error: unknown, config: Config): string | undefined {
 }
 
 /**
- * `--healthcheck`, the container's HEALTHCHECK: exit 0 when this process's admin listener says
- * it is alive. Liveness, not readiness: Immich still starting must not mark the proxy unhealthy.
+ * The container's HEALTHCHECK. Liveness, not readiness: Immich still starting must not mark the
+ * proxy unhealthy.
  */
 async function healthcheck (config: Config): Promise<never> {
   if (config.adminPort === undefined) fail('--healthcheck needs the admin listener; ADMIN_PORT is off')
@@ -49,10 +48,7 @@ async function healthcheck (config: Config): Promise<never> {
   }
 }
 
-/**
- * `env` is process.env, to which the variables of ./.env that it lacks are added first; an
- * environment given as a plain object is used as it is.
- */
+/** ./.env is added to `env` only when it is process.env. */
 export async function start (env: Record<string, string | undefined>, args: string[]): Promise<void> {
   const envFile = join(process.cwd(), '.env')
   if (args.includes('--help') || args.includes('-h')) {
@@ -75,11 +71,9 @@ export async function start (env: Record<string, string | undefined>, args: stri
   }
   if (args.includes('--healthcheck')) await healthcheck(config)
 
-  // One shutdown path for signals and fatal errors: stop accepting, let requests in flight
-  // (uploads) finish for up to SHUTDOWN_TIMEOUT, end the WebSocket tunnels, then exit 0.
-  // Past SHUTDOWN_TIMEOUT close-with-grace exits with code 1; a fatal error also exits 1.
-  // Installed before the listeners start: as PID 1 in a container, a signal without a handler
-  // would be ignored.
+  // Stop accepting, let requests in flight finish for up to SHUTDOWN_TIMEOUT (then exit 1), end
+  // the tunnels. Installed before the listeners start: as PID 1 in a container, a signal without
+  // a handler would be ignored.
   let running: Running | undefined
   closeWithGrace({
     delay: config.shutdownTimeout,
@@ -121,9 +115,8 @@ export async function start (env: Record<string, string | undefined>, args: stri
     .catch((error: unknown) => log.warn({ err: error }, 'the check of UPSTREAM_URL failed'))
 }
 
-// Not a top-level await: the bundle users run (scripts/bundle.mjs) is CommonJS, which has none.
-// An error escaping start() is thrown as an uncaught exception, as a top-level await would
-// have it (close-with-grace, once set up, logs it and exits with code 1).
+// Not a top-level await: the bundle (scripts/bundle.mjs) is CommonJS. An error escaping start()
+// becomes an uncaught exception, as with a top-level await (close-with-grace logs it, exits 1).
 start(process.env, process.argv.slice(2)).catch((error: unknown) => {
   process.nextTick(() => { throw error })
 })

@@ -1,5 +1,4 @@
-// The one line an operator reads at start to know what runs: where requests go, how clients are
-// served, whether the gate is shut, and which listener is which. Never a key or a file's content.
+// The one line an operator reads at start to know what runs; never a key or a file's content.
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { formatSize } from './nginx-units.js'

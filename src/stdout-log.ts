@@ -1,7 +1,6 @@
-// stdout as the log destination, written so that a reader that stops reading (a container log
-// driver under pressure, a fifo whose reader went away) never holds up requests or shutdown:
-// lines wait in a bounded buffer, what does not fit is dropped and counted, and the count is
-// logged once stdout takes lines again.
+// stdout written so that a reader that stops reading (a log driver under pressure, a fifo whose
+// reader left) never holds up requests or shutdown: lines wait in a bounded buffer, the overflow
+// is dropped and counted, and the count logged once stdout takes lines again.
 import { hostname } from 'node:os'
 import sonicBoom from 'sonic-boom'
 
@@ -19,10 +18,8 @@ function droppedReport (count: number): string {
 }
 
 /**
- * One asynchronous writer on fd 1. Lines are gathered into writes of 4 KiB or more, and whatever
- * is gathered goes out every 250 ms (a line is never held longer; a write per line slows a
- * busy proxy). At exit what is left is written if stdout takes it, and given up at its
- * first refusal: an exit never waits for a reader.
+ * Lines gathered into writes of 4 KiB or more, flushed every 250 ms (a write per line slows a busy
+ * proxy). At exit what is left is written if stdout takes it, given up at its first refusal.
  */
 export function stdoutLog (): LogDestination {
   let exiting = false

@@ -1,5 +1,4 @@
-// A small question to Immich that the proxy asks on its own behalf (is this credential valid?),
-// over the same pool as the traffic it guards: a bounded answer, a bounded wait.
+// A question the proxy asks Immich on its own behalf, over the same pool as the traffic it guards.
 import type { Dispatcher } from 'undici'
 import { UpstreamBusyError } from './upstream.js'
 
@@ -19,9 +18,8 @@ export interface ImmichQuestion {
 const MAX_ANSWER_BYTES = 64 * 1024
 
 /**
- * Sends `question` through `dispatcher` and resolves with Immich's answer; rejects with
- * undici's error when Immich cannot be reached or stays silent past `timeoutMs` (headers, then
- * between body chunks), and with UpstreamBusyError when no connection came free in that time.
+ * Rejects with undici's error when Immich is unreachable or silent past `timeoutMs`, and with
+ * UpstreamBusyError when no connection came free in that time.
  */
 export async function askImmich (dispatcher: Dispatcher, question: ImmichQuestion, timeoutMs: number): Promise<ImmichAnswer> {
   return await new Promise((resolve, reject) => {
@@ -36,8 +34,8 @@ export async function askImmich (dispatcher: Dispatcher, question: ImmichQuestio
       if (error !== undefined) reject(error)
       else resolve({ statusCode, body: Buffer.concat(chunks).toString('utf8') })
     }
-    // the pool's own timeouts start once a connection is assigned; this one covers the wait for it
-    // (a question still queued is dropped by undici when a connection frees: onConnect)
+    // the pool's timeouts start once a connection is assigned; this one covers the wait for it
+    // (undici drops a question still queued when a connection frees: onConnect)
     const queued = setTimeout(() => settle(new UpstreamBusyError()), timeoutMs).unref()
     const handler: Dispatcher.DispatchHandler = {
       onConnect: (abort: (error?: Error) => void) => {

@@ -1,7 +1,6 @@
 // One request to Immich and its answer back, on undici's dispatch API (why not
-// @fastify/http-proxy: docs/design.md). Per request: one header object each way, one handler,
-// and a Readable only for an answer longer than one read. The answer goes out through
-// `reply.send`, so every onSend hook (HSTS, the access log, an embedder's own) sees it.
+// @fastify/http-proxy: docs/design.md). The answer goes out through `reply.send`, so every onSend
+// hook (HSTS, the access log, an embedder's own) sees it.
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import { constants as http2, type Http2ServerResponse } from 'node:http2'
@@ -14,11 +13,9 @@ import { takeTurn, type Forward } from './connection-turns.js'
 import { forwarded } from './young-collection.js'
 import { DEFAULTS } from '../defaults.js'
 
-// the proxy serves HTTP/1.1 and HTTP/2 clients alike
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>
 
-/** The response body as Fastify sends it: Immich's chunks, with undici paused while the client is slow. */
 class ImmichBody extends Readable {
   constructor (private readonly exchange: Exchange) {
     super()
@@ -56,15 +53,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     else this.abort(error)
   }
 
-  // The client leaving before Immich answered (a cancelled thumbnail, a closed tab) cancels the
-  // request to Immich, as nginx does, queued or sent; afterwards the body stream carries that
-  // news. (An HTTP/2 response reports itself finished when its stream is reset, so that says
-  // nothing here; an exchange already answered is complete, and its abort does nothing.)
+  // The client leaving before Immich answered cancels the request to Immich, as nginx does.
+  // ('close': an HTTP/2 response reports itself finished when its stream is reset.)
   readonly onClientClose = (): void => {
     if (this.body === undefined) this.abortUpstream(new Error('client closed the connection'))
   }
 
-  /** Past `ms` in the pool's queue (every upstream connection busy), the client gets 503. */
   waitForConnection (ms: number): void {
     if (this.abort !== undefined || this.complete || ms <= 0) return
     this.waiting = setTimeout(() => {
@@ -104,7 +98,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   onData (chunk: Buffer): boolean {
     forwarded(chunk.length)
     if (this.body !== undefined) return this.body.push(chunk)
-    // at most the rest of the socket read in hand, before the next tick
     this.early ??= []
     this.early.push(chunk)
     return true
@@ -125,9 +118,8 @@ class Exchange implements Dispatcher.DispatchHandler {
         if (cut) resetClientStream(this.reply)
         this.body.destroy(error)
       } else {
-        // Before the body's first byte the client has been told nothing, and Fastify answers the
-        // stream's error itself: it must be the 502/504 of any upstream failure, without the
-        // headers of the answer that failed (its caching, cookies and encoding).
+        // The client has been told nothing, and Fastify answers the stream's error itself: make
+        // it the 502/504 of any upstream failure, without the failed answer's headers.
         forgetHeaders(this.reply)
         this.body.destroy(upstreamFailure(error))
       }
@@ -137,12 +129,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  /**
-   * Immich's answer to the client: a body that arrived whole with its headers goes as one buffer
-   * (no stream, no pipe: most API answers and thumbnails), anything longer as a stream. Fastify
-   * would label a buffer without Content-Type as application/octet-stream, so such a body
-   * streams too, and its headers stay Immich's.
-   */
+  // Fastify would label a buffer without Content-Type application/octet-stream: such a body streams
   send (): void {
     if (this.answered) return
     this.answered = true
@@ -162,17 +149,14 @@ class Exchange implements Dispatcher.DispatchHandler {
 }
 
 /**
- * An answer cut after its headers must look cut. Over HTTP/1.1 the connection closes before the
- * last chunk (or the declared length); an HTTP/2 stream that Fastify destroys is reset with
- * NO_ERROR, which clients (curl, Node's) take for a complete answer. INTERNAL_ERROR is what
- * nginx and Caddy send when an upstream fails mid-answer.
+ * An answer cut after its headers must look cut: Fastify resets a destroyed HTTP/2 stream with
+ * NO_ERROR, which clients take for a complete answer. nginx and Caddy send INTERNAL_ERROR.
  */
 function resetClientStream (reply: AnyReply): void {
   const stream = (reply.raw as Partial<Http2ServerResponse>).stream
   if (stream !== undefined && !stream.closed) stream.close(http2.NGHTTP2_INTERNAL_ERROR)
 }
 
-/** Drops every header set for the answer so far, from the reply and from Node's response. */
 function forgetHeaders (reply: AnyReply): void {
   for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
   const res = reply.raw
@@ -184,13 +168,10 @@ function answer (exchange: Exchange): void {
 }
 
 /**
- * Node's idle timer on the client's socket (connectionTimeout = PROXY_TIMEOUT) is for the
- * client's silence. While Immich has the turn (it has the request and has not begun to answer,
- * or it has stopped taking the upload so the client is held back) the client is silent because
- * Immich is, and undici's headersTimeout, also PROXY_TIMEOUT, answers that with 504. Node's
- * timer started earlier, at the client's last byte, so it would win and drop the connection
- * without a word. A 'timeout' listener on the response replaces Node's destroy; re-arming the
- * timer keeps the socket guarded should undici never fire.
+ * While Immich has the turn (it has not begun to answer, or has stopped taking the upload) the
+ * client is silent because Immich is, and undici's headersTimeout answers that with 504; Node's
+ * idle timer, started at the client's last byte, would win and drop the connection without a
+ * word. Re-arming keeps the socket guarded should undici never fire.
  */
 function deferClientTimeoutToUpstream (this: ServerResponse, socket: Socket): void {
   const immichHasTheTurn = !this.headersSent && (this.req.complete || this.req.isPaused())
@@ -201,19 +182,14 @@ function deferClientTimeoutToUpstream (this: ServerResponse, socket: Socket): vo
 // the request body after every preParsing hook, for the methods whose bodies Fastify leaves alone
 const kPayload = Symbol('immich-proxy.payload')
 
-/**
- * Sends `request` to Immich through `dispatcher` and streams the answer back through `reply`.
- * A request that waits past `queueTimeout` ms for a connection to Immich gets 503.
- */
 function dispatchToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dispatcher, queueTimeout: number): void {
   const raw = request.raw
   const exchange = new Exchange(reply)
   const res = reply.raw as ServerResponse
   res.on('timeout', deferClientTimeoutToUpstream)
   res.once('close', exchange.onClientClose)
-  // The body as the catch-all parser handed it on (counted by the body limit when chunked). A
-  // method Fastify parses no body for (GET, HEAD…) may still carry one: it goes as the preParsing
-  // hooks left it, so the body limit counts it too.
+  // A method Fastify parses no body for (GET, HEAD…) may still carry one: it goes as the
+  // preParsing hooks left it, so the body limit counts it too.
   let body = request.body as Readable | undefined
   if (body === undefined && declaresBody(request.headers)) body = (request as AnyRequest & { [kPayload]?: Readable })[kPayload]
   const free = dispatcher.dispatch({
@@ -226,11 +202,7 @@ function dispatchToImmich (request: AnyRequest, reply: AnyReply, dispatcher: Dis
   if (!free) exchange.waitForConnection(queueTimeout)
 }
 
-/**
- * Routes `methods` on each of `paths` to Immich, with a body parser that hands
- * every body on as the stream it is: nothing is parsed, buffered or re-encoded on the way.
- * Registered in a scope of its own, so the parsers of the app around it stay as they were.
- */
+/** Bodies go on as the streams they are, in a scope of its own so the app's parsers stay. */
 export async function registerImmichRoutes (fastify: FastifyInstance, dispatcher: Dispatcher, methods: string[], paths: string[], queueTimeout = DEFAULTS.proxyTimeout): Promise<void> {
   await fastify.register(async function immichRoutes (scope) {
     scope.removeAllContentTypeParsers()
@@ -241,7 +213,6 @@ export async function registerImmichRoutes (fastify: FastifyInstance, dispatcher
       done(null, payload)
     })
     const forward: Forward = (request, reply) => { dispatchToImmich(request, reply, dispatcher, queueTimeout) }
-    // after the requests pipelined before it on its connection
     const handler = (request: FastifyRequest, reply: FastifyReply): void => { takeTurn(request, reply, forward) }
     for (const url of paths) scope.route({ method: methods, url, handler })
   })

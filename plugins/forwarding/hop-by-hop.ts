@@ -8,10 +8,8 @@ const ALWAYS_HOP_BY_HOP = [
   'proxy-authorization', 'proxy-authenticate', 'http2-settings'
 ]
 
-/** The fields that are always hop-by-hop, lower case. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set(ALWAYS_HOP_BY_HOP)
 
-/** The fields a Connection header names (lower case), or undefined when there is none. */
 export function connectionFields (connection: string | string[] | number | undefined): Set<string> | undefined {
   if (connection === undefined) return undefined
   const fields = new Set<string>()
@@ -23,7 +21,6 @@ export function connectionFields (connection: string | string[] | number | undef
   return fields.size === 0 ? undefined : fields
 }
 
-/** Deletes hop-by-hop fields from `headers` in place and returns it. */
 export function stripHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeaders> (headers: T): T {
   const named = connectionFields(headers.connection)
   if (named !== undefined) for (const field of named) delete headers[field]
@@ -31,10 +28,7 @@ export function stripHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeader
   return headers
 }
 
-/**
- * Whether a request carries a body, however it is framed (Content-Length over 0, or chunked).
- * Node's parser answers 400 to a request that declares both, so the order here never decides.
- */
+// Node's parser answers 400 to a request that declares both framings, so the order never decides.
 export function declaresBody (headers: IncomingHttpHeaders): boolean {
   const length = headers['content-length']
   return length !== undefined ? length !== '0' : headers['transfer-encoding'] !== undefined

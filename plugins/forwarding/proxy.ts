@@ -1,5 +1,4 @@
-// The catch-all: every method on every path goes to Immich (nginx `location / { proxy_pass … }`),
-// bodies streamed both ways over undici (forward.ts).
+// The catch-all, as nginx's `location / { proxy_pass … }`.
 import fp from 'fastify-plugin'
 import { registerImmichRoutes } from './forward.js'
 import { upstreamDispatcher, type UpstreamOptions } from './upstream.js'
@@ -23,7 +22,6 @@ export default fp<ProxyOptions>(async function proxy (fastify, opts) {
   const methods = fastify.supportedMethods.filter(method => method !== 'CONNECT')
   await registerImmichRoutes(fastify, dispatcher, methods, ['/', '/*'], opts.proxyTimeout)
 
-  // not silent: without the flag, big transfers run at about half speed and hold ~60 MB more
   if (!collectionsAvailable()) {
     fastify.log.warn('node runs without --expose-gc: transfers will be slower and use more memory (see docs/design.md, "Memory of transfers")')
   }

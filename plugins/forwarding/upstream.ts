@@ -1,5 +1,3 @@
-// What the HTTP proxy and the well-known route share about talking to Immich: the connection
-// pool, the request and response header rules, and how upstream failures look to clients.
 /// <reference path="./undici-internals.d.ts" />
 import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
@@ -25,20 +23,13 @@ export interface UpstreamOptions {
   upstreamMaxConnections?: number
 }
 
-// undici's index loads fetch, WebSocket, the caches and more, which the proxy's start-up and idle
-// memory would pay for a proxy that needs the pool alone (docs/design.md). The two files are
-// imported by path (undici has no exports map and ships types for its index only: see
-// undici-internals.d.ts; the version is pinned to 7.x in package.json and
-// test/undici-internals.test.ts fails loudly should they move).
+// undici's index loads fetch, WebSocket, the caches and more, which start-up and idle memory would
+// pay for (docs/design.md): the pool is imported by path (no exports map; types in
+// undici-internals.d.ts; test/undici-internals.test.ts fails should the files move).
 
-// the proxy serves HTTP/1.1 and HTTP/2 clients alike
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>
 
-/**
- * One pool per upstream, one request per connection at a time; requests beyond the open
- * connections open new ones up to the cap, then wait in the pool's queue.
- */
 export function upstreamDispatcher ({ upstream, proxyTimeout = DEFAULTS.proxyTimeout, upstreamMaxConnections = DEFAULTS.upstreamMaxConnections }: UpstreamOptions): Dispatcher {
   return new Pool(upstream, {
     connections: upstreamMaxConnections,
@@ -53,11 +44,7 @@ function isPseudoHeader (name: string): boolean {
   return name.startsWith(':')
 }
 
-/**
- * Request headers for Immich: the client's, less hop-by-hop fields, Expect and HTTP/2's pseudo-
- * headers, plus the forwarded ones. A new object: the client's stays as it arrived. (The
- * request target needs no care: it goes to undici as `path`, byte for byte as the client sent it.)
- */
+/** A new object: the client's headers stay as they arrived. */
 export function upstreamRequestHeaders (request: AnyRequest): Record<string, string | string[]> {
   const incoming = request.raw.headers
   const dropped = connectionFields(incoming.connection)
@@ -72,11 +59,7 @@ export function upstreamRequestHeaders (request: AnyRequest): Record<string, str
   return outgoing
 }
 
-/**
- * Response headers for the client from undici's raw list (name, value, name, value…): Immich's,
- * less hop-by-hop fields; Location untouched; repeated fields (Set-Cookie) kept as arrays,
- * except Content-Type.
- */
+/** Location untouched; repeated fields (Set-Cookie) stay arrays, except Content-Type. */
 export function clientResponseHeadersFromRaw (raw: Buffer[]): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = Object.create(null)
   let connection: string | undefined
@@ -98,18 +81,13 @@ export function clientResponseHeadersFromRaw (raw: Buffer[]): Record<string, str
   return headers
 }
 
-/** Response headers for the client: Immich's, less hop-by-hop fields; Location untouched. */
 export function clientResponseHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   return stripHopByHop(headers)
 }
 
-/**
- * An answer from Immich that cannot be relayed as HTTP: a status outside 100-599 (RFC 9110 §15),
- * which Node and Fastify refuse to send. The client gets 502 like any other upstream failure.
- */
+/** A status outside 100-599 (RFC 9110 §15), which Node and Fastify refuse to send: 502. */
 export const UnrelayableAnswerError = createError('IMMICH_PROXY_UNRELAYABLE_ANSWER', 'Immich answered with status %s', 502)
 
-/** Whether Fastify can send `statusCode` as the status of a final answer. */
 export function relayableStatus (statusCode: number): boolean {
   return statusCode >= 200 && statusCode <= 599
 }
@@ -140,19 +118,14 @@ function timedOut (error: Error, cause: Error & { code?: string }): boolean {
   return TIMEOUT_CODES.has(cause.code ?? '') || TIMEOUT_CODES.has((error as { code?: string }).code ?? '')
 }
 
-/**
- * The error for Fastify to answer when Immich's answer fails after it was handed over as a
- * stream, before a byte of it was written: the 502/504 of sendUpstreamError, the detail kept
- * as the cause (for the log), never shown to the client.
- */
+/** For a stream failing before its first byte: sendUpstreamError's 502/504, detail as cause. */
 export function upstreamFailure (error: Error): Error {
   return timedOut(error, rootCause(error)) ? new UpstreamTimeoutError({ cause: error }) : new UpstreamFailedError({ cause: error })
 }
 
 /**
- * Maps a failed upstream exchange to what the client may see: 504 when Immich was too slow,
- * the error's own 4xx when it came from a guard on the way (the body limit), 502 otherwise.
- * The message never names the upstream address; the log keeps the detail.
+ * 504 when Immich was too slow, a guard's own 4xx (the body limit), 503 when no connection came
+ * free, 502 otherwise. The message never names the upstream address; the log keeps the detail.
  */
 export function sendUpstreamError (reply: AnyReply, error: Error): void {
   const cause = rootCause(error)

@@ -1,9 +1,6 @@
-// A WebSocket forwarded as a byte tunnel, the way nginx, Caddy and node-http-proxy do it: the
-// upgrade request goes to Immich with the client's headers, Immich's answer goes back verbatim,
-// and from the 101 on the two sockets are relayed into each other. Nothing is parsed after the
-// handshake, so subprotocols, extensions (permessage-deflate), ping/pong, fragmentation and
-// close codes — including a close without a code — reach the other side unchanged, and TCP flow
-// control is the backpressure.
+// A WebSocket forwarded as a byte tunnel, as nginx, Caddy and node-http-proxy do: nothing is
+// parsed after the handshake, so subprotocols, extensions, ping/pong, fragmentation and close
+// codes (even a close without one) pass unchanged, and TCP flow control is the backpressure.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
@@ -45,10 +42,8 @@ function upgradeRequestHeaders (request: FastifyRequest): Record<string, string 
 const EARLY_BYTES_LIMIT = 64 * 1024
 
 /**
- * The client's socket from Node's 'upgrade' event until Immich has answered. Node stops reading
- * an upgraded socket, so a client that leaves with a FIN would go unnoticed and its upgrade to
- * Immich stay open behind it; reading here sees the FIN (and closes the socket, which abandons
- * the upstream handshake) and keeps whatever the client sent early for Immich.
+ * Node stops reading an upgraded socket, so a client leaving with a FIN would go unnoticed and its
+ * upgrade to Immich stay open; reading here sees the FIN and keeps early bytes for Immich.
  */
 export class PendingClient {
   private readonly early: Buffer[] = []
@@ -69,7 +64,6 @@ export class PendingClient {
 
   private readonly onEnd = (): void => { this.socket.destroy() }
 
-  /** Stops reading the client and hands over what it sent before the tunnel existed. */
   release (): Buffer {
     this.socket.removeListener('data', this.onData)
     this.socket.removeListener('end', this.onEnd)
@@ -78,12 +72,9 @@ export class PendingClient {
   }
 }
 
-// An open tunnel is what a proxy holds most of (one per open Immich tab or app), idle nearly
-// all the time, so it keeps as little as it can: its two sockets and one small record, not the
-// request and reply it came from, nor the request's child logger. The relay is written out
-// rather than two pipe() calls because pipe() gives each direction a dozen closures and two
-// once() wrappers (~2.5 kB a tunnel): here every socket shares the same module-level listeners
-// and finds its peer through the record.
+// One open tunnel per Immich tab or app, idle nearly all the time: it keeps only its two sockets
+// and one small record, and module-level listeners find the peer through the record, where two
+// pipe() calls would give every tunnel its own closures (docs/design.md).
 const kTunnel = Symbol('immich-proxy.tunnel')
 type TunnelSocket = Socket & { [kTunnel]?: Tunnel }
 
@@ -92,8 +83,7 @@ function peerOf (socket: TunnelSocket): Socket {
   return socket === tunnel.client ? tunnel.upstream : tunnel.client
 }
 
-// A slow reader holds back its peer instead of growing this process (TCP flow control is the
-// backpressure), as pipe() does: stop reading the sender while the receiver's buffer is full.
+// TCP flow control is the backpressure, as with pipe(): a full receiver pauses its sender
 function relay (this: TunnelSocket, chunk: Buffer): void {
   if (!peerOf(this).write(chunk)) this.pause()
 }
@@ -102,14 +92,12 @@ function resumePeer (this: TunnelSocket): void {
   peerOf(this).resume()
 }
 
-// A FIN is passed on as a FIN: the side that has finished sending may still receive (both
-// sockets are made half-open in open(), whichever listener they came from).
+// a FIN passed on as a FIN: the side done sending may still receive (allowHalfOpen, in open())
 function endPeer (this: TunnelSocket): void {
   peerOf(this).end()
 }
 
-// An error ends its socket with 'close' (hadError), and the tunnel with it: nothing to do here
-// but keep the error from being uncaught.
+// the error ends the socket with 'close' (hadError), and the tunnel with it
 function ignoreError (): void {}
 
 // idle past PROXY_TIMEOUT, in either direction (nginx's proxy_read_timeout): both sides are cut
@@ -121,10 +109,6 @@ function socketClosed (this: TunnelSocket, hadError: boolean): void {
   (this[kTunnel] as Tunnel).closed(this, hadError)
 }
 
-/**
- * Relays the two sockets into each other until both have closed, then reports the tunnel once:
- * an access-log line and the websocket-closed event (bytes counted from the 101 on).
- */
 class Tunnel {
   private readonly opened = process.hrtime.bigint()
   private readonly readAtOpen: number
@@ -139,9 +123,8 @@ class Tunnel {
   constructor (request: FastifyRequest, readonly client: TunnelSocket, readonly upstream: TunnelSocket) {
     this.readAtOpen = client.bytesRead
     this.writtenAtOpen = client.bytesWritten
-    // The server's logger and the request id, not request.log: that child logger is ~1 kB kept
-    // per tunnel. (An embedding app's own requestIdLogLabel or childLoggerFactory bindings do
-    // not reach this line.)
+    // the server's logger, not request.log: that child logger is ~1 kB kept per tunnel (an
+    // app's requestIdLogLabel or childLoggerFactory bindings do not reach this line)
     this.log = request.server.log
     this.reqId = request.id
     this.method = request.method
@@ -177,8 +160,8 @@ class Tunnel {
   }
 
   /**
-   * A side that closed cleanly has said all it had to: its peer still gets what is queued for
-   * it (the last frames, the close frame), then the end. After an error the peer is cut.
+   * A side that closed cleanly has said all it had to: its peer still gets what is queued for it
+   * (the close frame), then the end. After an error the peer is cut.
    */
   closed (socket: TunnelSocket, hadError: boolean): void {
     const peer = peerOf(socket)
@@ -208,9 +191,8 @@ class Tunnel {
 }
 
 /**
- * Forwards the upgrade request held by `reply` to Immich. On 101 the reply is hijacked and the
- * sockets joined; any other answer is relayed as a normal response; a failure answers 502/504
- * before the client has been told anything, so it never sees a 101 for a dead upstream.
+ * On 101 the reply is hijacked and the sockets joined; any other answer is relayed as a normal
+ * response; a failure answers 502/504, so the client never sees a 101 for a dead upstream.
  */
 export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, client: PendingClient, target: TunnelTarget): void {
   const socket = client.socket
@@ -229,7 +211,6 @@ export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, cli
   })
 
   const abandon = (): void => { upstreamRequest.destroy() }
-  // the client may leave before Immich has answered: leave nothing open behind it
   socket.once('close', abandon)
 
   upstreamRequest.once('timeout', () => upstreamRequest.destroy(new HandshakeTimeoutError('upgrade handshake timed out')))

@@ -1,7 +1,6 @@
-// `/.well-known/immich` tells the mobile app and the CLI where the API lives. Immich's reverse-
-// proxy document warns that an ACME http-01 setup tends to swallow `/.well-known/`, so the route
-// is registered on its own, before anything else there, and always goes to Immich (the access
-// key guard lets GET/HEAD of this exact path through: the apps read it before sending a key).
+// `/.well-known/immich` tells the mobile app and the CLI where the API lives. An ACME http-01 setup
+// tends to swallow `/.well-known/` (Immich's reverse-proxy docs), so this route is registered on
+// its own and always goes to Immich; the access key guard lets GET/HEAD of it through.
 import fp from 'fastify-plugin'
 import { registerImmichRoutes } from './forward.js'
 import { upstreamDispatcher, type UpstreamOptions } from './upstream.js'

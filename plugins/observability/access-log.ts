@@ -1,7 +1,5 @@
-// One log line per request (and, from the WebSocket tunnel, per WebSocket), in place of
-// Fastify's two: what an operator greps for — method, path, status, bytes each way, duration,
-// client address and the time Immich took. Secrets never appear: no headers are logged, and
-// key-like query parameters (Immich share links carry `key`, some clients `token`) are masked.
+// One log line per request (and per WebSocket, from the tunnel), in place of Fastify's two. No
+// headers are logged, and key-like query parameters (share links carry `key`) are masked.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Socket } from 'node:net'
@@ -18,7 +16,7 @@ interface Stats {
   socket?: CountedSocket
   socketRead: number
   socketWritten: number
-  /** Worked out once: the uploads gauge counts up at the start and down at the end on this same answer. */
+  /** Worked out once, so the uploads gauge goes up and down on the same answer. */
   hasBody: boolean
   handedToImmich?: bigint
   immichAnswered?: bigint
@@ -27,9 +25,8 @@ interface Stats {
 const kStats = Symbol('immich-proxy.accessLog')
 type Observed = FastifyRequest & { [kStats]?: Stats }
 
-// Where the previous request on a keep-alive connection ended: its body (and the next request's
-// head) were read before this request's onRequest, so the socket's counters at that moment are
-// already past what this request's own bytes begin with.
+// Where the previous request on a keep-alive connection ended: the next request's head was read
+// before its onRequest, so the socket's counters then are already past where its bytes begin.
 const kCountedTo = Symbol('immich-proxy.countedTo')
 type CountedSocket = Socket & { [kCountedTo]?: { read: number, written: number } }
 
@@ -45,9 +42,8 @@ export default fp<AccessLogOptions>(async function accessLog (fastify, opts) {
     const socket = stats.socket
     const http2 = request.raw.httpVersionMajor === 2
     if (socket !== undefined) socket[kCountedTo] = { read: socket.bytesRead, written: socket.bytesWritten }
-    // HTTP/1.1 requests on a connection follow one another, so the socket's counters tell this
-    // request's bytes (headers included); HTTP/2 streams share one socket, so the declared
-    // lengths are the best figure there.
+    // HTTP/2 streams share one socket, so their declared lengths are the best figure; HTTP/1.1
+    // requests follow one another, so the socket's counters tell (headers included).
     const bytesIn = !http2 && socket !== undefined ? socket.bytesRead - stats.socketRead : Number(request.headers['content-length'] ?? 0)
     const bytesOut = !http2 && socket !== undefined ? socket.bytesWritten - stats.socketWritten : Number(reply.getHeader('content-length') ?? 0)
     const done: RequestDone = {

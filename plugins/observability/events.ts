@@ -1,6 +1,5 @@
-// What the proxy reports about its work, as Node diagnostics channels: the access log publishes,
-// the metrics on the admin listener subscribe, and neither knows the other. A channel without
-// subscribers costs one property read.
+// Node diagnostics channels: the access log publishes, the admin listener's metrics subscribe,
+// and neither knows the other. A channel without subscribers costs one property read.
 import { channel } from 'node:diagnostics_channel'
 
 export interface RequestStarted {

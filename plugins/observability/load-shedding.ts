@@ -1,7 +1,5 @@
-// Load shedding for the whole process: a new request gets 503 + Retry-After while the event loop
-// lags or the RSS is past its limit; requests and tunnels already running are untouched. The
-// answer and the sampling (a one-second mean of the loop's delay) are @fastify/under-pressure's;
-// the RSS read opens /proc/self/stat, so at the fd limit it fails, and the last reading stands.
+// A new request gets 503 + Retry-After while the event loop lags or the RSS is past its limit;
+// the answer and the sampling (a one-second mean of the loop's delay) are @fastify/under-pressure's.
 import createError from '@fastify/error'
 import fp from 'fastify-plugin'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -18,7 +16,6 @@ export interface LoadSheddingOptions {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** True while new requests are shed. */
     isShedding: () => boolean
   }
 }
@@ -53,10 +50,9 @@ export default fp<LoadSheddingOptions>(async function loadShedding (fastify, opt
     }
   }
   const timer = setInterval(sample, SAMPLE_INTERVAL).unref()
-  // The loop is blocked while the app starts (plugins, certificates): that is not load, and one
-  // long start-up delay in a second's mean would shed the first requests. The histogram records
-  // a block only at the loop's next turn, which may come after onReady, so the first sample
-  // after it is dropped (and with it what the histogram held).
+  // Start-up blocks the loop (plugins, certificates): that is not load, and would shed the first
+  // requests. The histogram records a block only at the loop's next turn, which may come after
+  // onReady, so the first sample after it is dropped.
   fastify.addHook('onReady', async () => {
     eventLoopDelay = 0
     startingUp = true

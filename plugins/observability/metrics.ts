@@ -1,5 +1,4 @@
-// Prometheus metrics, served on the admin listener (never on the proxied host, where /metrics
-// would shadow an Immich path). Fed by the diagnostics channels in lib/events.ts.
+// Served on the admin listener only: on the proxied host, /metrics would shadow an Immich path.
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'

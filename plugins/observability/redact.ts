@@ -1,5 +1,4 @@
-// Log lines carry the request path; Immich share links put their key in the query (`?key=`), and
-// other clients use `token` or the like. Their values are masked before anything is logged.
+// Immich share links put their key in the query (`?key=`), other clients `token` and the like.
 
 const SECRET_PARAMETER = /^(key|slug|token|access_?key|api_?key|apikey|password|secret|sig|signature|session|sessionkey|auth.*)$/i
 

@@ -1,8 +1,6 @@
-// nginx `client_max_body_size 50000M`, without nginx's spooling: the body streams through and is
-// counted on the way. A declared Content-Length over the limit is refused before the handler
-// runs, so not a byte reaches Immich; a chunked body is cut the moment it crosses the limit.
-// (Fastify's own bodyLimit does not apply: the proxy's catch-all parser hands the raw stream on.)
-// Whatever the limit, an HTTP/2 body goes on only as far as it is whole (lib/http2-body.ts).
+// nginx `client_max_body_size 50000M`, without nginx's spooling: a declared Content-Length over
+// the limit is refused before the handler runs, a chunked body is cut as it crosses the limit.
+// (Fastify's own bodyLimit does not apply: the catch-all parser hands the raw stream on.)
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
@@ -32,13 +30,12 @@ class ByteCounter extends Transform {
 
 function noop (): void {}
 
-/** `payload` counted on its way out; the client leaving midway ends the count too. */
 function counted (payload: Readable, limit: number): Readable {
   const counter = new ByteCounter(limit)
   // pipe() does not pass on the client going away: without this the upstream request would wait
   // for the rest of a body that never comes. A counter closed before its end aborts it.
   payload.once('close', () => { if (!payload.readableEnded) counter.destroy() })
-  // as lib/http2-body.ts's: a body answered without being read has no reader for the error
+  // a body answered without being read has no reader for the error
   counter.on('error', noop)
   return payload.pipe(counter)
 }
@@ -46,7 +43,6 @@ function counted (payload: Readable, limit: number): Readable {
 export default fp<BodyLimitOptions>(async function bodyLimit (fastify, opts) {
   const limit = opts.bodyLimit ?? DEFAULTS.bodyLimit
 
-  // Only an HTTP/2 server has such requests; an HTTP/1.1 one skips the hooks.
   if (fastify.initialConfig.http2 === true) {
     fastify.addHook('onRequest', (request, reply, done) => {
       watchEndStream(request.raw)
@@ -65,11 +61,9 @@ export default fp<BodyLimitOptions>(async function bodyLimit (fastify, opts) {
   const declaredOverLimit = (headers: IncomingHttpHeaders): boolean =>
     headers['content-length'] !== undefined && Number(headers['content-length']) > limit
 
-  // Node answers `Expect: 100-continue` itself before any hook runs, inviting a body that is
-  // about to be refused. With a listener, Node leaves the interim answer to us: it is withheld
-  // from a request whose declared length is over the limit, so the client (curl, for one) sends
-  // only headers and gets the 413; Node closes such a connection after the final answer.
-  // A listener someone else installed keeps the job (two would hand every request on twice).
+  // Node answers `Expect: 100-continue` itself, inviting a body about to be refused, unless a
+  // listener takes the job: then a request over the limit gets only the 413 (Node closes the
+  // connection after it). A listener someone else installed keeps the job (two would double-route).
   const server = fastify.server
   if (server.listenerCount('checkContinue') === 0) {
     const checkContinue = (req: IncomingMessage, res: ServerResponse): void => {
@@ -88,12 +82,11 @@ export default fp<BodyLimitOptions>(async function bodyLimit (fastify, opts) {
     done(new BodyTooLargeError(limit))
   })
 
-  // Only a body without Content-Length needs counting: a declared one ends at its length (Node's
-  // HTTP/1.1 parser stops there, nghttp2 resets an HTTP/2 stream that goes past it), and the
-  // onRequest check above has compared that length with the limit.
+  // A declared length needs no counting: Node's HTTP/1.1 parser stops there, nghttp2 resets an
+  // HTTP/2 stream that goes past it, and onRequest has compared it with the limit.
   fastify.addHook('preParsing', (request, reply, payload, done) => {
     if (request.headers['content-length'] !== undefined) return done(null, payload)
-    // the client's own stream, or a stream made of it above (HTTP/2), which ends or errors as it should
+    // pipeline() for the HTTP/2 stream made above; the client's own stream needs counted()
     done(null, payload === request.raw ? counted(payload, limit) : pipeline(payload, new ByteCounter(limit), noop))
   })
 }, { name: 'immich-proxy-body-limit', fastify: '5.x' })

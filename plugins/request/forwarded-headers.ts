@@ -1,9 +1,5 @@
-// The headers Immich needs to see the real client (its reverse-proxy document: "set the Host,
-// X-Real-IP, X-Forwarded-Proto and X-Forwarded-For headers to their appropriate values").
-// Computed once per request here and applied by every path that talks to Immich (HTTP proxy,
-// well-known route, WebSocket tunnel), so they cannot disagree. The request's target and
-// authority are settled here first, for the same reason: what Immich may not receive as it came
-// is refused or put in the one form every later hook and path sees.
+// Host and X-Forwarded-*, as Immich's reverse-proxy docs ask, computed once per request (target and
+// authority settled first) and used by every path to Immich, so that they cannot disagree.
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
@@ -30,7 +26,7 @@ export interface ForwardedHeaders {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** What Immich must receive as Host and X-Forwarded-*; see forwarded-headers.ts. */
+    /** What Immich must receive as Host and X-Forwarded-*. */
     forwardedHeaders: ForwardedHeaders
   }
 }
@@ -56,10 +52,9 @@ function hostFields (raw: IncomingMessage): number {
 }
 
 /**
- * Why the request cannot go to Immich as it is, or undefined. Only chunked may be forwarded of
- * the transfer codings (RFC 9112 §7): any other would be dropped on the way, as nginx refuses
- * with 501. Two Host fields, or an HTTP/2 host that names another authority than :authority
- * (RFC 9112 §3.2, RFC 9113 §8.3.1), leave the request's host ambiguous.
+ * Only chunked of the transfer codings may be forwarded (RFC 9112 §7): any other would be dropped
+ * on the way; nginx answers 501 too. Two Host fields, or an HTTP/2 host naming another authority
+ * than :authority (RFC 9112 §3.2, RFC 9113 §8.3.1), leave the host ambiguous.
  */
 function refusal (raw: IncomingMessage): Error | undefined {
   const headers = raw.headers
@@ -89,11 +84,9 @@ function validAuthority (authority: string): boolean {
 }
 
 /**
- * RFC 9112 §3.2.2: a target in absolute form (`GET http://host/path`, what a client of a forward
- * proxy sends) is for the target's authority, whatever Host says. Immich gets the origin form
- * with that authority as Host, as from nginx. Fastify's router has already matched the path
- * alone; the guards and the forwarders read `raw.url` and the Host after this. Returns false for
- * a target that is in no form a proxy serves.
+ * RFC 9112 §3.2.2: a target in absolute form (what a forward proxy's client sends) is for its
+ * authority, whatever Host says; Immich gets the origin form with that Host, as from nginx. The
+ * router matched the path alone; later hooks read `raw.url` and Host. False: no form a proxy serves.
  */
 function toOriginForm (raw: IncomingMessage): boolean {
   const url = raw.url as string
@@ -106,7 +99,6 @@ function toOriginForm (raw: IncomingMessage): boolean {
   return true
 }
 
-/** `address:port` the client connected to, for a request that names no host (HTTP/1.0). */
 function listenerAuthority (socket: Socket): string {
   const address = plainAddress(socket.localAddress ?? '')
   return `${address.includes(':') ? `[${address}]` : address}:${socket.localPort ?? ''}`

@@ -1,17 +1,13 @@
-// An HTTP/2 request body ends with END_STREAM, and only then is it whole. Node's compatibility
-// layer ends the request stream the same way when the stream is reset instead: by the client
-// (RST_STREAM alone, mid-body) or by nghttp2 itself, for DATA frames that add up to more or less
-// than the declared content-length (a malformed request, RFC 9113 §8.1.1). Passed on as it
-// stands, such a body reaches Immich as a complete request: a cut upload as a whole one, or one
-// with no body at all when the reset came before the forwarding did. HTTP/1.1 needs none of
-// this: Node's parser reports a cut body as aborted.
+// An HTTP/2 body is whole only at END_STREAM, but Node's compatibility layer ends the request
+// stream the same way on a reset: by the client, or by nghttp2 for DATA frames that disagree with
+// content-length (RFC 9113 §8.1.1). Passed on as is, a cut upload reaches Immich as a complete
+// one. HTTP/1.1 needs none of this: Node's parser reports a cut body as aborted.
 import createError from '@fastify/error'
 import type { Http2ServerRequest, ServerHttp2Stream } from 'node:http2'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 
 export const IncompleteBodyError = createError('IMMICH_PROXY_INCOMPLETE_BODY', 'The HTTP/2 request body was reset before END_STREAM or disagrees with its content-length', 400)
 
-/** Whether `stream` delivers its END_STREAM, watched from the moment the request is routed. */
 class EndStreamWatch {
   private endStream: boolean
   private endStreamBeforeReset = false
@@ -35,9 +31,8 @@ class EndStreamWatch {
 }
 
 /**
- * The body as it may go to Immich: it ends only after the client's END_STREAM, and errors with
- * IncompleteBodyError otherwise. With a content-length, the bytes that complete it are held back
- * until then, since Immich takes a request as complete at its last declared byte.
+ * Ends only after the client's END_STREAM, else errors. With a content-length, the bytes that
+ * complete it are held until then: Immich takes a request as complete at its last declared byte.
  */
 class WholeBody extends Transform {
   private received = 0
@@ -69,30 +64,23 @@ function noop (): void {}
 
 type Watched = Http2ServerRequest & { [kWatch]?: EndStreamWatch }
 
-/** The client's HTTP/2 stream when the request has DATA frames to come; undefined otherwise (HTTP/1.1 too). */
 function streamWithBody (raw: unknown): ServerHttp2Stream | undefined {
   const stream = (raw as Partial<Http2ServerRequest>).stream
   return stream !== undefined && !stream.endAfterHeaders ? stream : undefined
 }
 
-/** Starts watching an HTTP/2 request's stream for END_STREAM; call when the request arrives. */
 export function watchEndStream (raw: unknown): void {
   const stream = streamWithBody(raw)
   if (stream !== undefined) (raw as Watched)[kWatch] = new EndStreamWatch(stream)
 }
 
-/**
- * `payload` of an HTTP/2 request, made to end only with the client's END_STREAM (see WholeBody);
- * any other request's payload as it is.
- */
 export function wholeBody (raw: unknown, payload: Readable): Readable {
   const watch = (raw as Watched)[kWatch]
   if (watch === undefined) return payload
   const length = (raw as Http2ServerRequest).headers['content-length']
   const whole = new WholeBody(watch, length === undefined ? undefined : Number(length))
-  // Its error reaches undici when undici reads the body. A body the proxy answered without
-  // reading (Immich unreachable, no connection free) has no other reader, and an 'error'
-  // without a listener would end the process.
+  // Its error reaches undici when undici reads it; a body answered without being read has no
+  // other reader, and an 'error' without a listener would end the process.
   whole.on('error', noop)
   // not pipeline(): the compatibility layer closes a request before its end even when whole
   return payload.pipe(whole)

@@ -1,6 +1,3 @@
-// The listener's certificate: loaded and checked at start, generated for LAN first tries, and
-// reloaded when certbot renews it (in place, or by swapping the symlinks in live/), without a
-// restart and without touching open connections.
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs'
 import { createSecureContext } from 'node:tls'
@@ -31,11 +28,7 @@ function read (file: string, variable: 'TLS_CERT_FILE' | 'TLS_KEY_FILE'): Buffer
   }
 }
 
-/**
- * Reads and checks a PEM pair: the certificate parses (a fullchain.pem's first block is the leaf),
- * the key parses, the key belongs to the certificate, and OpenSSL accepts both together.
- * A half-written file fails one of these, so it is never put in service.
- */
+/** A half-written file fails one of these checks, so it is never put in service. */
 export function loadCertificatePair ({ certFile, keyFile }: CertificateFiles): CertificatePair {
   const cert = read(certFile, 'TLS_CERT_FILE')
   const key = read(keyFile, 'TLS_KEY_FILE')
@@ -87,9 +80,8 @@ export interface CertificateWatcher {
 
 /**
  * Polls both files (stat follows symlinks, so certbot's symlink swap is seen like an in-place
- * write) and calls `onPair` with each new valid pair, `onError` for a pair that cannot serve yet
- * (a half-written renewal: the next write triggers another check). Polling rather than
- * fs.watch: inotify loses track of a file replaced by rename, and of files on bind mounts.
+ * write); `onError` for a pair that cannot serve yet (a half-written renewal: the next write checks
+ * again). Polling, not fs.watch: inotify loses a file replaced by rename, and files on bind mounts.
  */
 export function watchCertificatePair (
   files: CertificateFiles,
@@ -129,9 +121,8 @@ export function watchCertificatePair (
 }
 
 /**
- * TLS 1.2 and 1.3 only, forward-secret AEAD suites only (Mozilla's "intermediate" profile, which
- * every Immich client — browsers, the Flutter app, the Node CLI — speaks). Passed both when the
- * server is created and on every certificate reload, since setSecureContext() replaces them all.
+ * Mozilla's "intermediate" profile, which every Immich client speaks. Passed both when the server
+ * is created and on every reload, since setSecureContext() replaces them all.
  */
 export const TLS_CONTEXT_OPTIONS = {
   minVersion: 'TLSv1.2',

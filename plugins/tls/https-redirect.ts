@@ -1,7 +1,6 @@
-// The optional plain-HTTP listener beside HTTPS: everything is sent to HTTPS with 308 (method and
-// body kept, unlike 301/302), except `/.well-known/immich`, which the mobile app may probe over
-// HTTP and which is proxied by the well-known plugin registered before this one, and
-// `/.well-known/acme-challenge/`, kept free for ACME http-01 (404 until a plugin answers there).
+// The optional plain-HTTP listener: everything goes to HTTPS with 308 (method and body kept,
+// unlike 301/302), except `/.well-known/immich`, which the mobile app may probe over HTTP (the
+// well-known plugin proxies it), and `/.well-known/acme-challenge/`, kept free for ACME http-01.
 // A body is never invited, read or judged here: the client sends it again to HTTPS.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -19,16 +18,12 @@ export interface HttpsRedirectOptions {
 // second port smuggled in, and no unbracketed IPv6 whose first group would pass for a name.
 const HOST = /^((?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?$/
 
-/** The request's host name without its port (IPv6 literals keep their brackets), or undefined. */
 function hostname (host: string | undefined): string | undefined {
   return HOST.exec(host ?? '')?.[1]
 }
 
-/**
- * Any body is left unread: the connection closes after the answer, so that the client does not
- * send the body into it (Node would read and drop every byte of it before the connection could
- * carry another request).
- */
+// The connection closes after the answer so the client does not send the body into it (Node would
+// read and drop all of it before the connection could carry another request).
 function leaveBodyUnread (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return declaresBody(request.headers) ? reply.header('connection', 'close') : reply
 }
@@ -37,9 +32,8 @@ export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, o
   const port = opts.httpsPort ?? DEFAULTS.httpsRedirectPort
   const suffix = port === 443 ? '' : `:${port}`
 
-  // Node answers `Expect: 100-continue` itself unless someone listens for it: the interim answer
-  // is withheld, and Node closes such a connection after the final one. A listener someone else
-  // installed keeps the job (two would hand every request on twice).
+  // Node answers `Expect: 100-continue` itself unless someone listens for it; a listener someone
+  // else installed keeps the job (two would hand every request on twice).
   const server = fastify.server
   if (server.listenerCount('checkContinue') === 0) {
     const withoutInvitation = (req: IncomingMessage, res: ServerResponse): void => { server.emit('request', req, res) }
@@ -57,9 +51,8 @@ export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, o
     return await leaveBodyUnread(request, reply).code(308).header('location', `https://${name}${suffix}${request.url}`).send()
   }
 
-  // Answered in onRequest, the stage before Fastify's body parsing (which would turn away an
-  // unknown media type with 415, bad JSON with 400, a large text with 413). The handler is the
-  // same function because Fastify requires one; the hook has always answered by then.
+  // Answered in onRequest, before Fastify's body parsing would refuse some requests (415, 400, 413);
+  // the handler, which Fastify requires, never runs.
   const method = fastify.supportedMethods
   fastify.route({ method, url: '/.well-known/acme-challenge/*', onRequest: notFound, handler: notFound })
   fastify.route({ method, url: '/*', onRequest: redirect, handler: redirect })

@@ -1,6 +1,4 @@
-// TLS termination, the parts that live after the server is created (src/build.ts creates the
-// HTTPS/HTTP2 listener with the first certificate): which scheme the client used (X-Forwarded-Proto,
-// nginx `$scheme`), the certificate reload when certbot renews, HSTS, and HTTP/2 request bodies.
+// TLS once the server exists: the client's scheme (nginx `$scheme`), certificate reload, HSTS.
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { ServerHttp2Session } from 'node:http2'
@@ -10,9 +8,8 @@ import { DEFAULTS } from '../defaults.js'
 
 export interface TlsOptions {
   /**
-   * The PEM files the listener was created with, and the pair read from them. When given, the
-   * files are watched and a valid new pair is put in service for new connections; open ones
-   * keep theirs. Default: none (plain HTTP, or a self-signed certificate that never changes).
+   * The PEM files the listener was created with and the pair read from them: when given, a valid
+   * new pair is put in service for new connections; open ones keep theirs. Default: none.
    */
   certificateFiles?: CertificateFiles
   certificate?: CertificatePair
@@ -28,7 +25,6 @@ export interface TlsOptions {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The scheme of the connection the client opened to this proxy: 'http' or 'https'. */
     readonly listenerScheme: 'http' | 'https'
   }
 }
@@ -40,11 +36,9 @@ function listenerScheme (this: FastifyRequest): 'http' | 'https' {
 export default fp<TlsOptions>(async function tls (fastify, opts) {
   fastify.decorateRequest('listenerScheme', { getter: listenerScheme })
 
-  // Fastify treats an HTTP/2 request with neither Content-Length nor Content-Type as bodiless
-  // (it looks for Transfer-Encoding, which HTTP/2 does not have), and the proxy would then send
-  // Immich an empty body. A stream that did not end with its headers does carry a body: mark it
-  // the way HTTP/1.1 would. The marker is hop-by-hop and never reaches Immich.
-  // (Only an HTTP/2 server has such requests; an HTTP/1.1 one skips the hook.)
+  // Fastify takes an HTTP/2 request with neither Content-Length nor Content-Type as bodiless (it
+  // looks for Transfer-Encoding, which HTTP/2 lacks), and Immich would get an empty body. Mark a
+  // stream that did not end with its headers as HTTP/1.1 would; the marker is hop-by-hop.
   if (fastify.initialConfig.http2 === true) {
     fastify.addHook('onRequest', (request, reply, done) => {
       const raw = request.raw as FastifyRequest['raw'] & { stream?: { endAfterHeaders: boolean } }
@@ -66,9 +60,8 @@ export default fp<TlsOptions>(async function tls (fastify, opts) {
     })
   }
 
-  // Node's server.close() waits for every HTTP/2 session to end, and a browser keeps its session
-  // open long after the last request; Fastify ends idle HTTP/1.1 connections on close
-  // (forceCloseConnections 'idle') but not sessions (only with `true`, and only before Node 24).
+  // Node's server.close() waits for every HTTP/2 session, and browsers keep theirs open long after
+  // the last request; Fastify's forceCloseConnections ends idle HTTP/1.1 connections, not sessions.
   // GOAWAY is HTTP/2's graceful close: no new streams, those in flight (uploads) finish.
   const sessions = new Set<ServerHttp2Session>()
   fastify.server.on('session', (session: ServerHttp2Session) => {
