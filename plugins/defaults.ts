@@ -17,6 +17,7 @@ export const SETTING_DEFAULTS = {
   TLS_CERT_FILE: '',
   TLS_KEY_FILE: '',
   TLS_SELF_SIGNED: 'false',
+  TLS_CLIENT_CA_FILE: '',
   HTTP2: 'true',
   HSTS: 'max-age=31536000',
   HTTP_PORT: '',

@@ -18,9 +18,12 @@ import { DEFAULTS } from '../plugins/defaults.js'
 import type { Dispatcher } from 'undici'
 
 export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' | 'trustProxy' | 'accessKeys'> &
-  Partial<Pick<Config, 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge' | 'accessKeyAllowImmichCredentials' | 'accessKeyAllowShareLinks'>> & {
-    /** The certificate the HTTPS listener was created with, and its files to watch for renewal. */
-    certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles'>
+  Partial<Pick<Config, 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge' | 'accessKeyAllowImmichCredentials' | 'accessKeyAllowShareLinks' | 'tlsClientCaFile'>> & {
+    /**
+     * The certificate the HTTPS listener was created with, and its files to watch for renewal;
+     * with `tlsClientCaFile`, the client CA it was created with (src/build.ts).
+     */
+    certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles' | 'clientCa' | 'clientCaFile'>
     /**
      * Serve Immich for this host name only (nginx `server_name`) (a host constraint on every route of the app), so that
      * a shared Fastify server can carry its own routes on other hosts: Immich must own the root
@@ -56,10 +59,11 @@ function failureLimit (opts: BrakeSettings): AccessKeyOptions['failureLimit'] {
       }
 }
 
-/** The one brake a process's listeners share, or undefined when there is no key or no brake. */
-export function accessKeyBrake (config: Pick<Config, 'accessKeys' | 'accessKeyFile'> & BrakeSettings): FailureLimiter | undefined {
+/** The one brake a process's listeners share, or undefined when there is no gate or no brake. */
+export function accessKeyBrake (config: Pick<Config, 'accessKeys' | 'accessKeyFile'> & Partial<Pick<Config, 'tlsClientCaFile'>> & BrakeSettings): FailureLimiter | undefined {
   const limit = failureLimit(config)
-  if (limit === false || limit === undefined || (config.accessKeys.length === 0 && config.accessKeyFile === undefined)) return undefined
+  const gate = config.accessKeys.length > 0 || config.accessKeyFile !== undefined || config.tlsClientCaFile !== undefined
+  if (limit === false || limit === undefined || !gate) return undefined
   return new FailureLimiter(limit)
 }
 
@@ -72,6 +76,7 @@ function accessKeyOptions (opts: AppOptions, dispatcher?: Dispatcher): AccessKey
     failureLimit: failureLimit(opts),
     brake: opts.accessKeyBrake,
     cookieMaxAge: opts.accessKeyCookieMaxAge,
+    clientCertificates: opts.tlsClientCaFile !== undefined,
     allowImmichCredentials,
     allowShareLinks,
     immich: allowImmichCredentials || allowShareLinks ? { dispatcher } : undefined

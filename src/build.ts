@@ -12,7 +12,7 @@ import { loggerOptions, serverOptions } from './server-options.js'
 import { HTTP2_SETTINGS, connectionLimits, guardHttp2Streams, guardListener } from './connection-limits.js'
 import { DEFAULTS } from '../plugins/defaults.js'
 import {
-  TLS_CONTEXT_OPTIONS, loadCertificatePair, selfSignedPair, type CertificateFiles, type CertificatePair
+  CLIENT_CERTIFICATE_REQUEST, TLS_CONTEXT_OPTIONS, loadCertificatePair, loadClientCa, selfSignedPair, type CertificateFiles, type CertificatePair
 } from '../plugins/tls/certificates.js'
 
 /** Names a LAN user may type: this machine's name, localhost and every address it has. */
@@ -47,14 +47,23 @@ async function certificateFor (config: Config): Promise<{ pair: CertificatePair,
 
 /**
  * The main listener: plain HTTP, or HTTPS (HTTP/2 with HTTP/1.1 fallback unless HTTP2=false).
- * Throws CertificateError (naming TLS_CERT_FILE or TLS_KEY_FILE) for a pair that cannot serve.
+ * Throws CertificateError (naming TLS_CERT_FILE, TLS_KEY_FILE or TLS_CLIENT_CA_FILE) for a file
+ * that cannot serve.
  */
 export async function buildServer (config: Config, build: BuildOptions = {}): Promise<FastifyInstance> {
   const certificate = await certificateFor(config)
+  // parseConfig refuses TLS_CLIENT_CA_FILE without TLS
+  const clientCa = config.tlsClientCaFile === undefined ? undefined : loadClientCa(config.tlsClientCaFile)
   const base = optionsFor(config, build)
   const https = certificate === undefined
     ? undefined
-    : { ...TLS_CONTEXT_OPTIONS, cert: certificate.pair.cert, key: certificate.pair.key, allowHTTP1: true }
+    : {
+        ...TLS_CONTEXT_OPTIONS,
+        cert: certificate.pair.cert,
+        key: certificate.pair.key,
+        allowHTTP1: true,
+        ...(clientCa === undefined ? {} : { ...CLIENT_CERTIFICATE_REQUEST, ca: clientCa })
+      }
   // Fastify types an http2 server apart; the plugins read only what both kinds of request share
   let server: FastifyInstance
   if (https === undefined) server = Fastify(base)
@@ -90,7 +99,9 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
     ...config,
     upstreamMaxConnections: limits.upstreamMaxConnections,
     accessKeyBrake: build.accessKeyBrake,
-    certificate: certificate === undefined ? undefined : { certificate: certificate.pair, certificateFiles: certificate.files }
+    certificate: certificate === undefined
+      ? undefined
+      : { certificate: certificate.pair, certificateFiles: certificate.files, clientCa, clientCaFile: config.tlsClientCaFile }
   })
   if (config.tls?.selfSigned === true) {
     server.log.warn('TLS_SELF_SIGNED: serving a generated certificate; browsers and the mobile app will warn. Use real certificates (TLS_CERT_FILE/TLS_KEY_FILE) beyond a first try')

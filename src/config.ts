@@ -56,6 +56,12 @@ export const EnvSchema = Type.Object({
     hint: 'true or false',
     examples: ['true']
   }),
+  TLS_CLIENT_CA_FILE: Type.String({
+    default: SETTING_DEFAULTS.TLS_CLIENT_CA_FILE,
+    description: 'with TLS: PEM of the CA(s) that sign users\' client certificates (mTLS, which the Immich mobile app supports); a client presenting a valid one passes the access gate. Without ACCESS_KEY, a valid client certificate (or an Immich credential, see ACCESS_KEY_ALLOW_IMMICH_CREDENTIALS) is required on the HTTPS listener. Reloaded when the file changes',
+    hint: 'a file path',
+    examples: ['/certs/clients-ca.pem']
+  }),
   HTTP2: Type.String({
     default: SETTING_DEFAULTS.HTTP2,
     pattern: BOOLEAN_PATTERN,
@@ -164,7 +170,7 @@ export const EnvSchema = Type.Object({
   ACCESS_KEY_ALLOW_IMMICH_CREDENTIALS: Type.String({
     default: SETTING_DEFAULTS.ACCESS_KEY_ALLOW_IMMICH_CREDENTIALS,
     pattern: BOOLEAN_PATTERN,
-    description: 'with an access key set, a request carrying a session token or API key that Immich confirms passes without it (the CLI, the apps, a logged-in browser)',
+    description: 'with an access key or TLS_CLIENT_CA_FILE set, a request carrying a session token or API key that Immich confirms passes without the key or a client certificate (the CLI, the apps, a logged-in browser)',
     hint: 'true or false',
     examples: ['false']
   }),
@@ -325,6 +331,9 @@ export function parseConfig (env: Record<string, string | undefined>) {
   } else if (tls.selfSigned && tls.certFile !== '') {
     problems.set('TLS_SELF_SIGNED', problem('TLS_SELF_SIGNED', 'true', 'is set together with TLS_CERT_FILE/TLS_KEY_FILE; choose one'))
   }
+  if (raw.TLS_CLIENT_CA_FILE !== '' && !tlsOn) {
+    problems.set('TLS_CLIENT_CA_FILE', problem('TLS_CLIENT_CA_FILE', raw.TLS_CLIENT_CA_FILE, 'is set without TLS; client certificates come with the TLS handshake, so set TLS_CERT_FILE/TLS_KEY_FILE or TLS_SELF_SIGNED=true'))
+  }
   if (raw.HTTP_PORT !== '' && !tlsOn) {
     problems.set('HTTP_PORT', problem('HTTP_PORT', raw.HTTP_PORT, 'is set without TLS; it redirects to HTTPS, so set TLS_CERT_FILE/TLS_KEY_FILE or TLS_SELF_SIGNED=true'))
   }
@@ -333,6 +342,7 @@ export function parseConfig (env: Record<string, string | undefined>) {
     host: raw.HOST,
     port: raw.PORT === '' ? (tlsOn ? DEFAULTS.tlsPort : DEFAULTS.port) : convert('PORT', port),
     tls: tlsOn ? tls : undefined,
+    tlsClientCaFile: raw.TLS_CLIENT_CA_FILE === '' ? undefined : raw.TLS_CLIENT_CA_FILE,
     http2: raw.HTTP2 === 'true',
     hsts: raw.HSTS === 'off' ? false as const : raw.HSTS,
     httpPort: raw.HTTP_PORT === '' ? undefined : convert('HTTP_PORT', port),

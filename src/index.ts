@@ -12,6 +12,7 @@ export { default as metrics, type MetricsOptions } from '../plugins/observabilit
 export { default as tls, type TlsOptions } from '../plugins/tls/tls.js'
 export { default as forwardedHeaders, forwardedHeadersFor, UnsupportedTransferCodingError, BadAuthorityError, BadFramingError, type ForwardedHeadersOptions, type ForwardedHeaders } from '../plugins/request/forwarded-headers.js'
 export { default as accessKey, AccessKeyRequiredError, TooManyFailuresError, type AccessKeyOptions } from '../plugins/access-key/access-key.js'
+export { ClientCertificateRequiredError } from '../plugins/access-key/client-certificate.js'
 export { default as bodyLimit, BodyTooLargeError, type BodyLimitOptions } from '../plugins/request/body-limit.js'
 export { default as wellKnown, WELL_KNOWN_PATH, type WellKnownOptions } from '../plugins/forwarding/well-known.js'
 export { default as websocket, type WebSocketOptions } from '../plugins/forwarding/websocket.js'

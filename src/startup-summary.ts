@@ -37,7 +37,10 @@ export function startupSummary (config: Config, listening: Listening, settingsFr
   ].filter(([, at]) => at !== undefined).map(([name, at]) => `${name as string} ${at as string}`)
   const accessKey = config.accessKeys.length > 0 || config.accessKeyFile !== undefined
   return `immich-proxy started: Immich at ${config.upstream}; ` +
-    `TLS ${tls}, HTTP/2 ${tls !== 'off' && config.http2 ? 'on' : 'off'}, access key ${accessKey ? 'on' : 'off'}, ` +
+    `TLS ${tls}, HTTP/2 ${tls !== 'off' && config.http2 ? 'on' : 'off'}, ` +
+    // named only when set: most proxies have none, and the line stays as it was for them
+    (config.tlsClientCaFile === undefined ? '' : 'client certificates on, ') +
+    `access key ${accessKey ? 'on' : 'off'}, ` +
     `body limit ${config.bodyLimit === 0 ? 'none' : formatSize(config.bodyLimit)}; ` +
     `${listeners.join(', ')}; settings from ${settingsFrom}`
 }

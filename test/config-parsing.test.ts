@@ -19,6 +19,7 @@ t.test('defaults: the reference configs, with nothing set', async t => {
     host: '0.0.0.0',
     port: 8080,
     tls: undefined,
+    tlsClientCaFile: undefined,
     http2: true,
     hsts: 'max-age=31536000',
     httpPort: undefined,

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { startUpstream } from './helper.js'
 import { spawnServer, type LogLine } from './helpers/ops.js'
-import { makeCertificate, writeCertificateFiles } from './helpers/tls.js'
+import { makeCa, makeCertificate, writeCertificateFiles } from './helpers/tls.js'
 import { closedPort } from './helpers/websocket.js'
 import { waitFor } from './helpers/wait.js'
 import { STARTUP_CHECK_USER_AGENT } from '../src/immich-ping.js'
@@ -33,14 +33,15 @@ t.test('self-signed TLS, a redirect listener and access keys: one line says so, 
   t.notMatch(proxy.output(), /k3y-/, 'no key in the log')
 })
 
-t.test('TLS files, HTTP/2 off, a key file, no body limit, and Immich down: a warning naming UPSTREAM_URL, the proxy serving', async t => {
+t.test('TLS files, a client CA, HTTP/2 off, a key file, no body limit, and Immich down: a warning naming UPSTREAM_URL, the proxy serving', async t => {
   const dir = t.testdir()
   const files = writeCertificateFiles(dir, await makeCertificate('localhost'))
   writeFileSync(join(dir, 'keys'), 's3cret-from-file\n')
+  writeFileSync(join(dir, 'clients-ca.pem'), (await makeCa()).cert)
   const upstream = `http://127.0.0.1:${await closedPort()}`
-  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream, TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, HTTP2: 'false', ACCESS_KEY_FILE: join(dir, 'keys'), BODY_LIMIT: '0', LOAD_SHED_EVENT_LOOP_DELAY: '0' })
+  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream, TLS_CERT_FILE: files.certFile, TLS_KEY_FILE: files.keyFile, HTTP2: 'false', TLS_CLIENT_CA_FILE: join(dir, 'clients-ca.pem'), ACCESS_KEY_FILE: join(dir, 'keys'), BODY_LIMIT: '0', LOAD_SHED_EVENT_LOOP_DELAY: '0' })
   t.same(summaries(proxy.lines), [
-    `immich-proxy started: Immich at ${upstream}; TLS files, HTTP/2 off, access key on, body limit none; ` +
+    `immich-proxy started: Immich at ${upstream}; TLS files, HTTP/2 off, client certificates on, access key on, body limit none; ` +
     `main https://127.0.0.1:${proxy.port}, admin http://127.0.0.1:${proxy.adminPort}; settings from the environment`
   ])
   const warning = `Immich does not answer GET /api/server/ping at UPSTREAM_URL=${upstream} (ECONNREFUSED); requests get 502 until it does. Is UPSTREAM_URL right, and is Immich running?`

@@ -16,6 +16,7 @@ import { FailureLimiter, type FailureLimiterOptions } from './failure-limiter.js
 import { safeNext, unlockPage, waitInWords } from './unlock-page.js'
 import { CredentialChecker, immichCredential, type CredentialCheckOptions, type ImmichCredential } from './immich-credentials.js'
 import { shareLinkRequest } from './shared-links.js'
+import { clientCertificateValid, refuseWithoutCertificate } from './client-certificate.js'
 import { accessKeyRefused, type AccessKeyRefused } from '../observability/events.js'
 import { WELL_KNOWN_PATH } from '../forwarding/well-known.js'
 import { upstreamDispatcher, upstreamFailure, type UpstreamOptions } from '../forwarding/upstream.js'
@@ -24,7 +25,7 @@ import { LRUCache } from 'lru-cache'
 import { DEFAULTS } from '../defaults.js'
 
 export interface AccessKeyOptions {
-  /** Accepted keys. With none here and no file, there is no guard at all. */
+  /** Accepted keys. With none here, no file and no client certificates, there is no guard at all. */
   accessKeys?: string[]
   /** A file with one key per line (Docker secrets); re-read when it changes. */
   accessKeyFile?: string
@@ -59,6 +60,13 @@ export interface AccessKeyOptions {
   allowShareLinks?: boolean
   /** How long Immich's verdicts on credentials and links are remembered, and the cache's size. */
   credentialCheck?: CredentialCheckOptions
+  /**
+   * Let a request through that comes on a TLS connection whose client certificate the server
+   * verified (`authorized`: the server was created with requestCert and the client CA, as
+   * src/build.ts does for TLS_CLIENT_CA_FILE). On with no key at all, the gate is on and these
+   * and Immich credentials are its only ways in. Default false.
+   */
+  clientCertificates?: boolean
 }
 
 export const AccessKeyRequiredError = createError('IMMICH_PROXY_ACCESS_KEY', 'A valid X-Access-Key header is required', 403)
@@ -195,7 +203,9 @@ const WRONG_AGAIN: Finding = { wrong: true, counted: true }
 
 export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
   const ring = new KeyRing(opts.accessKeys ?? [], opts.accessKeyFile)
-  if ((opts.accessKeys ?? []).length === 0 && opts.accessKeyFile === undefined) return
+  // no key to check: only client certificates (and Immich credentials) can open the gate
+  const keyless = (opts.accessKeys ?? []).length === 0 && opts.accessKeyFile === undefined
+  if (keyless && opts.clientCertificates !== true) return
 
   const limiter = opts.failureLimit === false
     ? undefined
@@ -226,7 +236,7 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
   // no-store keeps the form from standing in for Immich's page in a cache
   const sendPage = (reply: FastifyReply, status: number, next: string, message?: string): FastifyReply =>
     reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(unlockPage(UNLOCK_PATH, next, message))
-  const showsPage = (request: FastifyRequest): boolean => cookieMaxAge > 0 && wantsPage(request)
+  const showsPage = (request: FastifyRequest): boolean => cookieMaxAge > 0 && !keyless && wantsPage(request)
   /** While the client's cool-down lasts: its seconds, reported and set as Retry-After. */
   const braked = (request: FastifyRequest, reply: FastifyReply): number | undefined => {
     const wait = limiter?.retryAfter(brakeKey(request)) ?? 0
@@ -246,6 +256,7 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       sendPage(reply, 403, safeNext(request.url), guessed ? 'That key is not valid.' : undefined)
       return
     }
+    if (keyless) return refuseWithoutCertificate(reply, done, wantsPage(request))
     done(new AccessKeyRequiredError())
   }
 
@@ -273,7 +284,7 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       name: 'access key header',
       guessable: true,
       // a repeated header is refused rather than guessed at: proxies in front may join or split it
-      find: (request, seen) => seen.keyHeaders.length === 0 ? 'none' : seen.keyHeaders.length === 1 && ring.accepts(seen.keyHeaders[0]) ? 'open' : WRONG
+      find: (request, seen) => keyless || seen.keyHeaders.length === 0 ? 'none' : seen.keyHeaders.length === 1 && ring.accepts(seen.keyHeaders[0]) ? 'open' : WRONG
     },
     {
       name: 'unlock cookie',
@@ -281,6 +292,12 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       // behind a shared home router does not lock the household's browsers out
       guessable: false,
       find: (request, seen) => seen.keyHeaders.length === 0 && seen.unlockTokens.some(token => tokenValid(ring, token, seen.now)) ? 'open' : 'none'
+    },
+    {
+      name: 'client certificate',
+      // proven by a private key in the TLS handshake, never guessed (client-certificate.ts)
+      guessable: false,
+      find: request => opts.clientCertificates === true && clientCertificateValid(request) ? 'open' : 'none'
     }
   ]
   /** Immich's verdict on `credential`, at once when remembered. */
@@ -321,7 +338,7 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
     })
   }
 
-  /** Tries the ways in; undefined when one opened, else why not. */
+  /** Tries the ways in, in order, skipping the guessable ones during a cool-down. */
   function decide (request: FastifyRequest, seen: Seen, braked: boolean, from = 0): Finding | Promise<Finding> {
     for (let i = from; i < WAYS_IN.length; i++) {
       const way = WAYS_IN[i]
@@ -369,7 +386,7 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
     })
   })
 
-  if (cookieMaxAge === 0) return
+  if (cookieMaxAge === 0 || keyless) return
 
   await fastify.register(async function unlockRoute (scope) {
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 },

@@ -12,15 +12,17 @@ export interface CertificateFiles {
   keyFile: string
 }
 
-/** A pair that cannot serve: `variable` names the setting to fix (TLS_CERT_FILE or TLS_KEY_FILE). */
+type Variable = 'TLS_CERT_FILE' | 'TLS_KEY_FILE' | 'TLS_CLIENT_CA_FILE'
+
+/** A file that cannot serve: `variable` names the setting to fix. */
 export class CertificateError extends Error {
-  constructor (readonly variable: 'TLS_CERT_FILE' | 'TLS_KEY_FILE', message: string) {
+  constructor (readonly variable: Variable, message: string) {
     super(`${variable}: ${message}`)
     this.name = 'CertificateError'
   }
 }
 
-function read (file: string, variable: 'TLS_CERT_FILE' | 'TLS_KEY_FILE'): Buffer {
+function read (file: string, variable: Variable): Buffer {
   try {
     return readFileSync(file)
   } catch (error) {
@@ -79,26 +81,29 @@ export interface CertificateWatcher {
 }
 
 /**
- * Polls both files (stat follows symlinks, so certbot's symlink swap is seen like an in-place
- * write); `onError` for a pair that cannot serve yet (a half-written renewal: the next write checks
- * again). Polling, not fs.watch: inotify loses a file replaced by rename, and files on bind mounts.
+ * Polls `paths` (stat follows symlinks, so certbot's symlink swap is seen like an in-place write);
+ * `onValue` gets each new valid value `load` reads, `onError` files that cannot serve yet (a
+ * half-written renewal: the next write checks again). Polling, not fs.watch: inotify loses a file
+ * replaced by rename, and files on bind mounts.
  */
-export function watchCertificatePair (
-  files: CertificateFiles,
-  current: CertificatePair,
-  onPair: (pair: CertificatePair) => void,
+function watchLoaded<T> (
+  paths: string[],
+  load: () => T,
+  same: (a: T, b: T) => boolean,
+  current: T,
+  onValue: (value: T) => void,
   onError: (error: Error) => void,
-  intervalMs = 2000
+  intervalMs: number
 ): CertificateWatcher {
   let served = current
   let pending: NodeJS.Timeout | undefined
   const check = (): void => {
     pending = undefined
     try {
-      const pair = loadCertificatePair(files)
-      if (pair.cert.equals(served.cert) && pair.key.equals(served.key)) return
-      served = pair
-      onPair(pair)
+      const value = load()
+      if (same(value, served)) return
+      served = value
+      onValue(value)
     } catch (error) {
       onError(error as Error)
     }
@@ -109,16 +114,74 @@ export function watchCertificatePair (
     if (pending === undefined) pending = setTimeout(check, Math.min(500, intervalMs)).unref()
   }
   const options = { interval: intervalMs, persistent: false }
-  watchFile(files.certFile, options, changed)
-  watchFile(files.keyFile, options, changed)
+  for (const path of paths) watchFile(path, options, changed)
   return {
     close () {
       clearTimeout(pending)
-      unwatchFile(files.certFile, changed)
-      unwatchFile(files.keyFile, changed)
+      for (const path of paths) unwatchFile(path, changed)
     }
   }
 }
+
+/** The pair's files, watched: `onPair` gets each new pair that can serve. */
+export function watchCertificatePair (
+  files: CertificateFiles,
+  current: CertificatePair,
+  onPair: (pair: CertificatePair) => void,
+  onError: (error: Error) => void,
+  intervalMs = 2000
+): CertificateWatcher {
+  return watchLoaded([files.certFile, files.keyFile], () => loadCertificatePair(files),
+    (a, b) => a.cert.equals(b.cert) && a.key.equals(b.key), current, onPair, onError, intervalMs)
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
+
+/**
+ * Reads and checks the CA certificates that sign users' client certificates: at least one PEM
+ * certificate, each one a CA (a server's fullchain.pem given by mistake would otherwise let no
+ * one in without saying why), and OpenSSL accepts them as trust anchors.
+ */
+export function loadClientCa (file: string): Buffer {
+  const ca = read(file, 'TLS_CLIENT_CA_FILE')
+  const blocks = ca.toString('latin1').match(PEM_CERTIFICATE) ?? []
+  if (blocks.length === 0) throw new CertificateError('TLS_CLIENT_CA_FILE', `${JSON.stringify(file)} holds no PEM certificate`)
+  for (const block of blocks) {
+    let certificate: X509Certificate
+    try {
+      certificate = new X509Certificate(block)
+    } catch {
+      throw new CertificateError('TLS_CLIENT_CA_FILE', `${JSON.stringify(file)} holds a block that is not a PEM certificate`)
+    }
+    if (!certificate.ca) {
+      throw new CertificateError('TLS_CLIENT_CA_FILE', `${JSON.stringify(file)} holds a certificate that is not a CA (${certificate.subject.replace(/\n/g, ', ')})`)
+    }
+  }
+  try {
+    createSecureContext({ ca })
+  } catch (error) {
+    throw new CertificateError('TLS_CLIENT_CA_FILE', `OpenSSL refuses the CA certificates: ${(error as Error).message}`)
+  }
+  return ca
+}
+
+/** The client CA file, watched like the pair: `onCa` gets each new valid content. */
+export function watchClientCa (
+  file: string,
+  current: Buffer,
+  onCa: (ca: Buffer) => void,
+  onError: (error: Error) => void,
+  intervalMs = 2000
+): CertificateWatcher {
+  return watchLoaded([file], () => loadClientCa(file), (a, b) => a.equals(b), current, onCa, onError, intervalMs)
+}
+
+/**
+ * What the listener asks of clients when TLS_CLIENT_CA_FILE is set: a certificate, requested
+ * but not required, so that a browser without one still completes the handshake and gets a
+ * readable 403 page; the access gate reads the verdict (TLSSocket.authorized) per request.
+ */
+export const CLIENT_CERTIFICATE_REQUEST = { requestCert: true, rejectUnauthorized: false } as const
 
 /**
  * Mozilla's "intermediate" profile, which every Immich client speaks. Passed both when the server

@@ -1,9 +1,10 @@
-// TLS once the server exists: the client's scheme (nginx `$scheme`), certificate reload, HSTS.
+// TLS once the server exists: the client's scheme (nginx `$scheme`), certificate and client CA
+// reloads, HSTS.
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { ServerHttp2Session } from 'node:http2'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
-import { TLS_CONTEXT_OPTIONS, watchCertificatePair, type CertificateFiles, type CertificatePair } from './certificates.js'
+import { TLS_CONTEXT_OPTIONS, watchCertificatePair, watchClientCa, type CertificateFiles, type CertificatePair } from './certificates.js'
 import { DEFAULTS } from '../defaults.js'
 
 export interface TlsOptions {
@@ -13,6 +14,13 @@ export interface TlsOptions {
    */
   certificateFiles?: CertificateFiles
   certificate?: CertificatePair
+  /**
+   * The CA file that signs users' client certificates (TLS_CLIENT_CA_FILE) and what was read
+   * from it when the listener was created with `requestCert` (src/build.ts). Watched like the
+   * certificate files: a valid new file decides for new connections; open ones keep their verdict.
+   */
+  clientCaFile?: string
+  clientCa?: Buffer
   /** How often the files are checked, in ms. Default 2000: a renewal is live within seconds. */
   reloadInterval?: number
   /**
@@ -75,12 +83,31 @@ export default fp<TlsOptions>(async function tls (fastify, opts) {
 
   const files = opts.certificateFiles
   const server = fastify.server as unknown as Partial<TlsServer>
-  if (files !== undefined && opts.certificate !== undefined && typeof server.setSecureContext === 'function') {
-    const watcher = watchCertificatePair(files, opts.certificate, pair => {
-      server.setSecureContext?.({ ...TLS_CONTEXT_OPTIONS, cert: pair.cert, key: pair.key })
+  if (opts.certificate === undefined || typeof server.setSecureContext !== 'function') return
+  // setSecureContext() replaces the whole context, so each reload passes the other file's content too
+  let pair = opts.certificate
+  let ca = opts.clientCa
+  const install = (): void => server.setSecureContext?.({ ...TLS_CONTEXT_OPTIONS, cert: pair.cert, key: pair.key, ...(ca === undefined ? {} : { ca }) })
+  if (files !== undefined) {
+    const watcher = watchCertificatePair(files, pair, next => {
+      pair = next
+      install()
       fastify.log.info({ certFile: files.certFile }, 'certificate reloaded; new connections use it')
     }, error => {
       fastify.log.error({ err: { message: error.message } }, 'new certificate refused; the previous one stays in service')
+    }, opts.reloadInterval)
+    fastify.addHook('onClose', async () => watcher.close())
+  }
+  const caFile = opts.clientCaFile
+  if (caFile !== undefined && ca !== undefined) {
+    const watcher = watchClientCa(caFile, ca, next => {
+      // the new context has new session-ticket keys: no client resumes a session verified
+      // against the previous CA (test/access-key-client-certificate.test.ts)
+      ca = next
+      install()
+      fastify.log.info({ clientCaFile: caFile }, 'client CA file reloaded; new connections are checked against it')
+    }, error => {
+      fastify.log.error({ err: { message: error.message } }, 'new client CA file refused; the previous one stays in service')
     }, opts.reloadInterval)
     fastify.addHook('onClose', async () => watcher.close())
   }

@@ -44,6 +44,46 @@ export async function makeCertificate (commonName = 'immich.test', keyType: 'ec'
   }
 }
 
+/** A certificate authority for client certificates (what TLS_CLIENT_CA_FILE holds). */
+export async function makeCa (commonName = 'Immich test CA'): Promise<{ cert: string, key: string }> {
+  const generated = await generate([{ name: 'commonName', value: commonName }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notAfterDate: new Date(Date.now() + 30 * 24 * 3600 * 1000),
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }
+    ]
+  })
+  return { cert: generated.cert, key: generated.private }
+}
+
+/**
+ * A user's client certificate signed by `ca`, valid from a day ago for 30 days unless `validity`
+ * says otherwise (an expired one: both dates in the past).
+ */
+export async function makeClientCertificate (
+  ca: { cert: string, key: string },
+  commonName = 'phone',
+  validity: { notBeforeDate?: Date, notAfterDate?: Date } = {}
+): Promise<{ cert: string, key: string }> {
+  const generated = await generate([{ name: 'commonName', value: commonName }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: validity.notBeforeDate ?? new Date(Date.now() - 24 * 3600 * 1000),
+    notAfterDate: validity.notAfterDate ?? new Date(Date.now() + 30 * 24 * 3600 * 1000),
+    ca,
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', clientAuth: true }
+    ]
+  })
+  return { cert: generated.cert, key: generated.private }
+}
+
 export interface CertificateFiles {
   certFile: string
   keyFile: string
