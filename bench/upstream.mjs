@@ -6,6 +6,7 @@
 //   POST /upload          reads and counts the body, answers {"bytes":N}
 //   GET  /download/<N>    N bytes from one repeated buffer, with Content-Length
 //   GET  /stats           {"sockets":N}: open WebSockets, so the bench knows when all arrived
+//   POST /api/auth/validateToken  {"authStatus":true}: every credential is valid (bench/gate-cost.ts)
 //   WebSocket on any path echoes every message, like a socket.io peer that answers at once
 import { createServer } from 'node:http'
 import { WebSocketServer } from 'ws'
@@ -50,6 +51,10 @@ const server = createServer((req, res) => {
     })
   } else if (req.url.startsWith('/download/')) {
     download(res, Number(req.url.slice('/download/'.length)))
+  } else if (req.url === '/api/auth/validateToken') {
+    req.resume()
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': 19 })
+    res.end('{"authStatus":true}')
   } else if (req.url === '/stats') {
     res.end(JSON.stringify({ sockets: wss.clients.size }))
   } else {

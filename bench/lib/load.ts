@@ -46,8 +46,9 @@ export function parseWrk (output: string): WrkResult {
  * wrk, one thread on the load core. --timeout 10s so that slow answers count in the tail
  * instead of vanishing as timeouts (wrk's default is 2 s).
  */
-export async function wrk (url: string, connections: number, seconds: number): Promise<WrkResult> {
-  const args = ['-c', String(LOAD_CORE), 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '--latency', url]
+export async function wrk (url: string, connections: number, seconds: number, headers: Record<string, string> = {}): Promise<WrkResult> {
+  const headerArgs = Object.entries(headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`])
+  const args = ['-c', String(LOAD_CORE), 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '--latency', ...headerArgs, url]
   const output = await new Promise<string>((resolve, reject) => {
     execFile('taskset', args, { timeout: (seconds + 30) * 1000 }, (error, stdout, stderr) => {
       if (error !== null) reject(new Error(`wrk failed: ${error.message}\n${stderr}`))
