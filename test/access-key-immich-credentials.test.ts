@@ -202,3 +202,16 @@ t.test('embedded: allowImmichCredentials without a way to reach Immich is an err
   await app.register(forwardedHeaders)
   await t.rejects(async () => { await app.register(accessKey, { accessKeys: ['k'], allowImmichCredentials: true }) }, /needs the `immich` option/)
 })
+
+t.test('at LOG_LEVEL=trace no session token or API key appears in the log, valid or not, header or query', async t => {
+  const { proxy } = await guarded(t, { LOG_LEVEL: 'trace' })
+  for (const [path, headers] of [
+    ['/api/albums', { 'x-api-key': API_KEY }], ['/api/albums', { cookie: `immich_access_token=${SESSION}` }],
+    [`/api/albums?apiKey=${API_KEY}`, {}], [`/api/albums?sessionKey=${SESSION}`, {}], ['/api/albums', { authorization: 'Bearer unknown-bearer-token-42' }]
+  ] as Array<[string, Record<string, string>]>) {
+    const res = await request(proxy.url + path, { headers })
+    await res.body.dump()
+  }
+  t.ok(proxy.log.lines.length > 5, `the proxy logged (${proxy.log.lines.length} lines)`)
+  for (const secret of [API_KEY, SESSION, 'unknown-bearer-token-42']) t.notMatch(proxy.log.text, secret, `${secret.slice(0, 8)}… is not in the log`)
+})
