@@ -4,7 +4,8 @@
 // every request and WebSocket upgrade (both pass through this onRequest hook) but the discovery
 // document, braked after repeated failures, and usable from a browser through an unlock page
 // that trades the key for a signed, expiring cookie. Immich's own users get in on what they
-// already carry: a session or API key that Immich confirms (immich-credentials.ts).
+// already carry: a client certificate (client-certificate.ts), a session or API key that Immich
+// confirms (immich-credentials.ts), or a shared link on its page's requests (shared-links.ts).
 //
 // What opens the gate is the table WAYS_IN below, tried in its order; `decide` is the one place
 // that reads it.
