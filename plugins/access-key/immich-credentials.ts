@@ -1,8 +1,9 @@
 // The gate's way in for Immich's own users: a request carrying a session token or an API key
 // that Immich confirms passes without the access key (the CLI and the apps cannot send one).
+// The same checker confirms shared links for shared-links.ts (GET /api/shared-links/me).
 //
 // Where Immich reads credentials, in its order (server/src/services/auth.service.ts, validate();
-// docs/access.md): a share key or slug first (`x-immich-share-key`, `?key=`; `x-immich-share-
+// test/fixtures/immich-auth.json): a share key or slug first (`x-immich-share-key`, `?key=`; `x-immich-share-
 // slug`, `?slug=`), then a session token (`x-immich-user-token`, `x-immich-session-token`,
 // `?sessionKey=`, `Authorization: Bearer`, cookie `immich_access_token`), then an API key
 // (`x-api-key`, `?apiKey=`). The first one present is the one Immich judges: a request carrying

@@ -3,7 +3,7 @@
 // Immich's web app requests on /share/<key> and /s/<slug> (web/src/routes/(user)/share and s,
 // whose API calls carry `?key=` or `?slug=`), and the API routes Immich lets a shared link use
 // (those marked `@Authenticated({ sharedLink: true })`, as listed by @immich/sdk 2.7 and 3.2;
-// docs/access.md has the table with its sources). Immich still checks every one of them itself:
+// the README's "What opens the access key's gate" has the same table). Immich still checks every one of them itself:
 // which album, which asset, whether downloads or uploads are allowed.
 import type { FastifyRequest } from 'fastify'
 import { shareCredential, queryOf, type ImmichCredential } from './immich-credentials.js'
