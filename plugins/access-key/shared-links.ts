@@ -3,8 +3,8 @@
 // Immich's web app requests on /share/<key> and /s/<slug> (web/src/routes/(user)/share and s,
 // whose API calls carry `?key=` or `?slug=`), and the API routes Immich lets a shared link use
 // (those marked `@Authenticated({ sharedLink: true })`, as listed by @immich/sdk 2.7 and 3.2;
-// the README's "What opens the access key's gate" has the same table). Immich still checks every one of them itself:
-// which album, which asset, whether downloads or uploads are allowed.
+// the README's "What opens the access key's gate" has the same table). Immich still checks each
+// one itself: which album, which asset, whether downloads or uploads are allowed.
 import type { FastifyRequest } from 'fastify'
 import { shareCredential, queryOf, type ImmichCredential } from './immich-credentials.js'
 
