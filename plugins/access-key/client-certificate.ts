@@ -9,6 +9,7 @@ import createError from '@fastify/error'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
+import { gatePage } from './unlock-page.js'
 
 export const ClientCertificateRequiredError = createError('IMMICH_PROXY_CLIENT_CERTIFICATE', 'A valid client certificate is required', 403)
 
@@ -29,28 +30,11 @@ export function clientCertificateValid (request: FastifyRequest): boolean {
   return tlsSocket(request)?.authorized === true
 }
 
-const PAGE = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>Immich — client certificate required</title>
-<style>
-body{font-family:system-ui,sans-serif;background:#f6f6f4;color:#222;display:grid;place-items:center;min-height:100vh;margin:0}
-main{background:#fff;padding:2rem;border-radius:12px;box-shadow:0 2px 12px #0002;width:min(26rem,92vw)}
-h1{font-size:1.4rem;margin:0 0 .8rem}
-</style>
-</head>
-<body>
-<main>
+const PAGE = gatePage('client certificate required', 'main{background:#fff;padding:2rem;border-radius:12px;box-shadow:0 2px 12px #0002;width:min(26rem,92vw)}', `<main>
 <h1>Client certificate required</h1>
 <p>This Immich server only answers devices that present a client certificate it trusts.
 Install the certificate you were given in this browser or device, then reload the page.</p>
-</main>
-</body>
-</html>
-`
+</main>`)
 
 /**
  * The refusal when no access key is set (the gate is on for client certificates alone): there is

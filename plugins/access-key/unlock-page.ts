@@ -7,36 +7,44 @@ function escapeHtml (text: string): string {
   return text.replace(/[&<>"']/g, char => escapes[char])
 }
 
-export function unlockPage (action: string, next: string, message?: string): string {
+/**
+ * The gate's pages for browsers, in one look: `title` after "Immich — ", `css` for the box, `body`
+ * as markup (escaped by the caller).
+ */
+export function gatePage (title: string, css: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>Immich — access key required</title>
+<title>Immich — ${escapeHtml(title)}</title>
 <style>
 *{box-sizing:border-box}
 body{font-family:system-ui,sans-serif;background:#f6f6f4;color:#222;display:grid;place-items:center;min-height:100vh;margin:0}
-form{background:#fff;padding:2rem;border-radius:12px;box-shadow:0 2px 12px #0002;display:grid;gap:.8rem;width:min(22rem,92vw)}
 h1{font-size:1.4rem;margin:0 0 .4rem}
-input,button{font:inherit;padding:.6rem;border-radius:6px;border:1px solid #bbb}
-button{background:#4250af;color:#fff;border:0;cursor:pointer}
-p.error{color:#b00020;margin:0}
+${css}
 </style>
 </head>
 <body>
-<form method="post" action="${escapeHtml(action)}">
+${body}
+</body>
+</html>
+`
+}
+
+export function unlockPage (action: string, next: string, message?: string): string {
+  return gatePage('access key required', `form{background:#fff;padding:2rem;border-radius:12px;box-shadow:0 2px 12px #0002;display:grid;gap:.8rem;width:min(22rem,92vw)}
+input,button{font:inherit;padding:.6rem;border-radius:6px;border:1px solid #bbb}
+button{background:#4250af;color:#fff;border:0;cursor:pointer}
+p.error{color:#b00020;margin:0}`, `<form method="post" action="${escapeHtml(action)}">
 <h1>Access key required</h1>
 <label for="key">This Immich server asks for an access key.</label>
 <input id="key" name="key" type="password" autocomplete="current-password" required autofocus>
 <input type="hidden" name="next" value="${escapeHtml(next)}">
 ${message === undefined ? '' : `<p class="error" role="alert">${escapeHtml(message)}</p>`}
 <button type="submit">Unlock</button>
-</form>
-</body>
-</html>
-`
+</form>`)
 }
 
 /**
