@@ -54,7 +54,7 @@ t.test('every request on the list passes with a link Immich confirms, and is ref
   t.equal(await status(`${url}/s/summer-2026`, { headers: html }), 200, 'a link by its custom URL')
   t.equal(await status(`${url}/api/shared-links/me?slug=summer-2026`), 200, 'and its API calls with ?slug=')
   t.equal(await status(`${url}/s/winter-2026`, { headers: html }), 403, 'an unknown slug is refused')
-  for (const path of ['/_app/immutable/entry/start.js', '/custom.css', '/favicon.ico', '/api/server/config', '/api/server/features']) {
+  for (const path of ['/_app/immutable/entry/start.js', '/custom.css', '/favicon.ico', '/api/server/config', '/api/server/features', '/api/server/media-types']) {
     t.equal(await status(url + path), 200, `${path}: what every page loads, no link needed`)
   }
 })

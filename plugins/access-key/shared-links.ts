@@ -28,7 +28,7 @@ export const SHARE_LINK_REQUESTS: readonly ShareLinkRequest[] = [
   { methods: GET, path: new RegExp(`^/s/([^/?#]+)(?:/photos/${ID})?/?$`), carrier: 'path slug', what: 'the page of a link by its custom URL' },
   { methods: GET, path: new RegExp(`^/_app/(?:${FILE}/)*${FILE}$`), carrier: 'none', what: "the web app's scripts, styles and fonts" },
   { methods: GET, path: /^\/(?:custom\.css|manifest\.json|favicon\.ico|favicon-[0-9]+\.png|apple-icon-180\.png|feature-panel\.png)$/, carrier: 'none', what: 'icons, the manifest and the custom CSS the page links' },
-  { methods: GET, path: /^\/api\/server\/(?:config|features|theme|version)$/, carrier: 'none', what: 'the server settings every page reads first (public in Immich)' },
+  { methods: GET, path: /^\/api\/(?:server\/(?:config|features|theme|version|media-types|ping)|public\/config)$/, carrier: 'none', what: 'the server settings a page reads first, and the file types an upload may have (public in Immich)' },
   { methods: GET, path: /^\/api\/shared-links\/me$/, carrier: 'query', what: 'the link itself' },
   { methods: ['POST'], path: /^\/api\/shared-links\/login$/, carrier: 'query', what: "a password-protected link's password" },
   { methods: GET, path: new RegExp(`^/api/albums/${ID}(?:/map-markers)?$`), carrier: 'query', what: "the link's album and its map" },
