@@ -7,9 +7,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import { startUpstream } from './helper.js'
 import { getJson, startListeners } from './helpers/ops.js'
-import { fileModes, getTrusted, startPebble } from './helpers/pebble.js'
+import { fileModes, getTrusted, restartOnSamePorts, withPebble, type Pebble } from './helpers/pebble.js'
 import { waitFor } from './helpers/wait.js'
-import { closedPort } from './helpers/websocket.js'
 
 const DOMAIN = 'photos.example.test'
 
@@ -19,22 +18,18 @@ t.test('http-01: a certificate from the CA, answered on HTTP_PORT, kept across a
     // /readyz asks Immich too
     res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : JSON.stringify({ immich: req.url }))
   })
-  const [port, httpPort] = [await closedPort(), await closedPort()]
-  const pebble = await startPebble(t, { httpPort, tlsPort: port })
   const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
   t.teardown(() => rmSync(storage, { recursive: true, force: true }))
-  const env = {
-    PORT: String(port),
-    HTTP_PORT: String(httpPort),
+  const settings = (pebble: Pebble, ports: { port: number, httpPort: number }): Record<string, string> => ({
+    PORT: String(ports.port),
+    HTTP_PORT: String(ports.httpPort),
     ACME_DOMAINS: DOMAIN,
     ACME_EMAIL: 'admin@example.test',
     ACME_DIRECTORY: pebble.directory,
     ACME_CA_FILE: pebble.caFile,
     ACME_STORAGE: storage
-
-  }
-
-  const first = await startListeners(t, upstream.url, env)
+  })
+  const { pebble, port, httpPort, started: first } = await withPebble(t, async (pebble, ports) => await startListeners(t, upstream.url, settings(pebble, ports)))
   const waiting = await getJson(`${first.adminUrl}/readyz`)
   t.match(waiting, { status: 503, body: { status: 'not ready', certificate: 'temporary' } }, 'not ready while the temporary certificate is served')
   const root = await pebble.root()
@@ -65,7 +60,7 @@ t.test('http-01: a certificate from the CA, answered on HTTP_PORT, kept across a
   t.same(files.filter(({ mode }) => mode !== 0o600), [], 'every stored file is 0600')
 
   await first.running.close()
-  const second = await startListeners(t, upstream.url, env)
+  const second = await restartOnSamePorts(async () => await startListeners(t, upstream.url, settings(pebble, { port, httpPort })))
   t.match(await getJson(`${second.adminUrl}/readyz`), { status: 200, body: { certificate: 'issued' } }, 'ready at once after a restart')
   const again = await getTrusted(port, DOMAIN, root, '/api/assets')
   t.equal(again.certificate.fingerprint256, answer.certificate.fingerprint256, 'the stored certificate is served')

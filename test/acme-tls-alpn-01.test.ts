@@ -7,10 +7,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { startUpstream } from './helper.js'
 import { getJson, startListeners } from './helpers/ops.js'
-import { fileModes, getTrusted, startPebble } from './helpers/pebble.js'
+import { fileModes, getTrusted, restartOnSamePorts, withPebble, type Pebble } from './helpers/pebble.js'
 import { handshake } from './helpers/tls.js'
 import { waitFor } from './helpers/wait.js'
-import { closedPort } from './helpers/websocket.js'
 
 const DOMAIN = 'photos.example.test'
 
@@ -20,21 +19,18 @@ t.test('tls-alpn-01: a certificate from the CA, answered on the HTTPS listener, 
     // /readyz asks Immich too
     res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : JSON.stringify({ immich: req.url }))
   })
-  const port = await closedPort()
-  // no HTTP_PORT, and pebble's http-01 port is left at 80, where nothing of this test listens:
-  // only tls-alpn-01 can succeed (pebble 2.4 logs its HTTP attempts, not its TLS-ALPN ones)
-  const pebble = await startPebble(t, { tlsPort: port })
   const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
   t.teardown(() => rmSync(storage, { recursive: true, force: true }))
-  const env = {
-    PORT: String(port),
+  // no HTTP_PORT: pebble's http-01 port is a free one where nothing listens, so only
+  // tls-alpn-01 can succeed (pebble 2.4 logs its HTTP attempts, not its TLS-ALPN ones)
+  const settings = (pebble: Pebble, ports: { port: number }): Record<string, string> => ({
+    PORT: String(ports.port),
     ACME_DOMAINS: DOMAIN,
     ACME_DIRECTORY: pebble.directory,
     ACME_CA_FILE: pebble.caFile,
     ACME_STORAGE: storage
-  }
-
-  const first = await startListeners(t, upstream.url, env)
+  })
+  const { pebble, port, started: first } = await withPebble(t, async (pebble, ports) => await startListeners(t, upstream.url, settings(pebble, ports)))
   let readiness = await getJson(`${first.adminUrl}/readyz`)
   t.match(readiness, { status: 503, body: { status: 'not ready', certificate: 'temporary' } }, 'not ready while the temporary certificate is served')
   const root = await pebble.root()
@@ -57,7 +53,7 @@ t.test('tls-alpn-01: a certificate from the CA, answered on the HTTPS listener, 
   t.equal(fileModes(storage).length, 3, 'account key, certificate and key')
 
   await first.running.close()
-  const second = await startListeners(t, upstream.url, env)
+  const second = await restartOnSamePorts(async () => await startListeners(t, upstream.url, settings(pebble, { port })))
   t.match(await getJson(`${second.adminUrl}/readyz`), { status: 200, body: { certificate: 'issued' } }, 'ready at once after a restart')
   const again = await getTrusted(port, DOMAIN, root, '/api/assets')
   t.equal(again.certificate.fingerprint256, answer.certificate.fingerprint256, 'the stored certificate is served')

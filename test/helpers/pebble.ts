@@ -28,6 +28,8 @@ export interface Pebble {
   output: () => string
   /** How many orders pebble has created so far, counted in its log. */
   orders: () => number
+  /** Kills both processes now rather than when the test ends. */
+  stop: () => Promise<void>
 }
 
 export interface PebbleOptions {
@@ -51,17 +53,18 @@ async function accepts (port: number): Promise<boolean> {
   })
 }
 
-function started (t: Test, command: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess, output: () => string } {
+function started (t: Test, command: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess, output: () => string, stop: () => Promise<void> } {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let text = ''
   child.stdout?.on('data', (chunk: Buffer) => { text += chunk.toString() })
   child.stderr?.on('data', (chunk: Buffer) => { text += chunk.toString() })
-  t.teardown(async () => {
+  const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return
     child.kill('SIGKILL')
     await once(child, 'exit')
-  })
-  return { child, output: () => text }
+  }
+  t.teardown(stop)
+  return { child, output: () => text, stop }
 }
 
 /**
@@ -74,6 +77,20 @@ export async function startPebble (t: Test, options: PebbleOptions = {}): Promis
   if (missing.length > 0) {
     throw new Error(`the ACME tests need ${missing.join(' and ')}: apt-get install pebble (Debian/Ubuntu), or run npm test as root, which installs it`)
   }
+  // its own ports are found free, then bound by pebble: one taken meanwhile by a parallel test
+  // makes it exit, and it is started again on new ones
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPebbleOnce(t, options)
+    } catch (error) {
+      if (!(error instanceof ExitedEarly) || !/address already in use/.test(error.message) || attempt === 3) throw error
+    }
+  }
+}
+
+class ExitedEarly extends Error {}
+
+async function startPebbleOnce (t: Test, options: PebbleOptions): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-pebble-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   // pebble's own HTTPS (ACME API and management): a certificate for 127.0.0.1 the test trusts
@@ -114,7 +131,10 @@ export async function startPebble (t: Test, options: PebbleOptions = {}): Promis
   const directory = `https://127.0.0.1:${acmePort}/dir`
   const answers = async (url: string): Promise<boolean> => {
     for (const child of [dns.child, pebble.child]) {
-      if (child.exitCode !== null) throw new Error(`${child.spawnfile} exited with ${child.exitCode}:\n${dns.output()}\n${pebble.output()}`)
+      if (child.exitCode !== null) {
+        await Promise.all([dns.stop(), pebble.stop()])
+        throw new ExitedEarly(`${child.spawnfile} exited with ${child.exitCode}:\n${dns.output()}\n${pebble.output()}`)
+      }
     }
     try {
       const response = await request(url, { dispatcher })
@@ -137,7 +157,46 @@ export async function startPebble (t: Test, options: PebbleOptions = {}): Promis
       return await response.body.text()
     },
     output: pebble.output,
-    orders: () => pebble.output().match(/Added order/g)?.length ?? 0
+    orders: () => pebble.output().match(/Added order/g)?.length ?? 0,
+    stop: async () => { await Promise.all([pebble.stop(), dns.stop()]) }
+  }
+}
+
+function inUse (error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+}
+
+/**
+ * pebble validating on two free ports, and `start` listening on them. pebble must know the ports
+ * before the proxy starts and the proxy needs pebble's directory, so a port found free but taken
+ * by a parallel test before the proxy binds it means new ports and a new pebble.
+ */
+export async function withPebble<T> (t: Test, start: (pebble: Pebble, ports: { port: number, httpPort: number }) => Promise<T>): Promise<{ pebble: Pebble, port: number, httpPort: number, started: T }> {
+  for (let attempt = 1; ; attempt++) {
+    const ports = { port: await closedPort(), httpPort: await closedPort() }
+    const pebble = await startPebble(t, { tlsPort: ports.port, httpPort: ports.httpPort })
+    try {
+      return { pebble, ...ports, started: await start(pebble, ports) }
+    } catch (error) {
+      await pebble.stop()
+      if (!inUse(error) || attempt === 3) throw error
+    }
+  }
+}
+
+/**
+ * `start` again on the ports it had: a client connection of a parallel test may hold one of them
+ * as its local port for a moment, so EADDRINUSE is retried for up to two seconds.
+ */
+export async function restartOnSamePorts<T> (start: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 2000
+  for (;;) {
+    try {
+      return await start()
+    } catch (error) {
+      if (!inUse(error) || Date.now() > deadline) throw error
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
   }
 }
 
