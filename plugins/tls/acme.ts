@@ -123,6 +123,18 @@ export function describe (cert: Buffer | string, domains: string[]): { notBefore
   }
 }
 
+const CERT_FILE = 'fullchain.pem'
+const KEY_FILE = 'privkey.pem'
+
+/** The stored pair, if both files are there and match; a half-finished write reads as none. */
+function readPair (directory: string): CertificatePair | undefined {
+  try {
+    return loadCertificatePair({ certFile: join(directory, CERT_FILE), keyFile: join(directory, KEY_FILE) })
+  } catch {
+    return undefined
+  }
+}
+
 /** Good enough to serve without ordering: names every domain and has over a third of its life left. */
 export function stillGood (cert: Buffer, domains: string[], now = Date.now()): boolean {
   const { notBefore, notAfter, covers } = describe(cert, domains)
@@ -151,44 +163,29 @@ export class AcmeCertificates {
   current: CertificatePair
   issued: boolean
   private readonly listeners: Array<(pair: CertificatePair) => void> = []
-  private readonly directory: string
   private timer: NodeJS.Timeout | undefined
   private failures = 0
   private closed = false
   private log: FastifyBaseLogger | undefined
 
-  private constructor (readonly options: AcmeOptions, current: CertificatePair, issued: boolean) {
+  private constructor (readonly options: AcmeOptions, private readonly directory: string, current: CertificatePair, issued: boolean) {
     this.current = current
     this.issued = issued
-    // one folder per CA, so that a certificate from staging is never served once production is asked for
-    const url = new URL(options.directory)
-    this.directory = join(options.storage, `${url.host}${url.pathname}`.replace(/[^A-Za-z0-9.-]+/g, '_'))
   }
 
   /** Reads the stored certificate; a temporary self-signed one when none is still good. */
   static async open (options: AcmeOptions): Promise<AcmeCertificates> {
-    const created = new AcmeCertificates(options, { cert: Buffer.alloc(0), key: Buffer.alloc(0) }, false)
-    const stored = created.stored()
-    if (stored !== undefined && stillGood(stored.cert, options.domains)) {
-      created.current = stored
-      created.issued = true
-    } else {
-      created.current = await selfSignedPair(options.domains)
-    }
-    return created
+    // one folder per CA, so that a certificate from staging is never served once production is asked for
+    const url = new URL(options.directory)
+    const directory = join(options.storage, `${url.host}${url.pathname}`.replace(/[^A-Za-z0-9.-]+/g, '_'))
+    const stored = readPair(directory)
+    return stored !== undefined && stillGood(stored.cert, options.domains)
+      ? new AcmeCertificates(options, directory, stored, true)
+      : new AcmeCertificates(options, directory, await selfSignedPair(options.domains), false)
   }
 
-  private get certFile (): string { return join(this.directory, 'fullchain.pem') }
-  private get keyFile (): string { return join(this.directory, 'privkey.pem') }
-
-  /** The stored pair, if both files are there and match; a half-finished write reads as none. */
-  stored (): CertificatePair | undefined {
-    try {
-      return loadCertificatePair({ certFile: this.certFile, keyFile: this.keyFile })
-    } catch {
-      return undefined
-    }
-  }
+  private get certFile (): string { return join(this.directory, CERT_FILE) }
+  private get keyFile (): string { return join(this.directory, KEY_FILE) }
 
   onCertificate (listener: (pair: CertificatePair) => void): void {
     this.listeners.push(listener)
