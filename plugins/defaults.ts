@@ -18,6 +18,14 @@ export const SETTING_DEFAULTS = {
   TLS_KEY_FILE: '',
   TLS_SELF_SIGNED: 'false',
   TLS_CLIENT_CA_FILE: '',
+  ACME_DOMAINS: '',
+  ACME_EMAIL: '',
+  // Let's Encrypt production (src/config.ts names its URL)
+  ACME_DIRECTORY: 'letsencrypt',
+  ACME_CA_FILE: '',
+  ACME_STORAGE: './acme',
+  // empty: http-01 when HTTP_PORT is set, else tls-alpn-01
+  ACME_CHALLENGE: '',
   HTTP2: 'true',
   HSTS: 'max-age=31536000',
   HTTP_PORT: '',

@@ -16,6 +16,11 @@ export interface ReadinessProbe {
   underPressure: () => boolean
   /** The process is draining for shutdown: the main listener takes no new connections. */
   closing: () => boolean
+  /**
+   * With ACME_DOMAINS: whether the HTTPS listener serves the CA's certificate yet (not the
+   * temporary self-signed one a first start serves while it orders).
+   */
+  certificateIssued?: () => boolean
 }
 
 /**
@@ -32,9 +37,16 @@ export async function buildAdminServer (config: Config, probe: ReadinessProbe, b
     const immich = await pingFailure(config.upstream, 2000) === undefined
     const underPressure = probe.underPressure()
     const closing = probe.closing()
-    const ready = immich && !underPressure && !closing
+    const issued = probe.certificateIssued?.()
+    const ready = immich && !underPressure && !closing && issued !== false
     reply.code(ready ? 200 : 503)
-    return { status: ready ? 'ready' : 'not ready', immich: immich ? 'up' : 'down', underPressure, closing }
+    return {
+      status: ready ? 'ready' : 'not ready',
+      immich: immich ? 'up' : 'down',
+      underPressure,
+      closing,
+      ...(issued === undefined ? {} : { certificate: issued ? 'issued' : 'temporary' })
+    }
   })
 
   if (brake !== undefined) {

@@ -12,7 +12,7 @@ import bodyLimit from '../plugins/request/body-limit.js'
 import wellKnown from '../plugins/forwarding/well-known.js'
 import websocket from '../plugins/forwarding/websocket.js'
 import proxy from '../plugins/forwarding/proxy.js'
-import httpsRedirect from '../plugins/tls/https-redirect.js'
+import httpsRedirect, { type HttpsRedirectOptions } from '../plugins/tls/https-redirect.js'
 import { upstreamDispatcher } from '../plugins/forwarding/upstream.js'
 import { DEFAULTS } from '../plugins/defaults.js'
 import type { Dispatcher } from 'undici'
@@ -23,7 +23,7 @@ export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' 
      * The certificate the HTTPS listener was created with, and its files to watch for renewal;
      * with `tlsClientCaFile`, the client CA it was created with (src/build.ts).
      */
-    certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles' | 'clientCa' | 'clientCaFile'>
+    certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles' | 'clientCa' | 'clientCaFile' | 'acme'>
     /**
      * Serve Immich for this host name only (nginx `server_name`) (a host constraint on every route of the app), so that
      * a shared Fastify server can carry its own routes on other hosts: Immich must own the root
@@ -114,7 +114,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
  * The plain-HTTP listener beside HTTPS (HTTP_PORT): the same guards, `/.well-known/immich`
  * proxied, everything else redirected to HTTPS.
  */
-export const redirectApp: FastifyPluginAsync<AppOptions & { httpsPort: number }> = async (fastify, opts) => {
+export const redirectApp: FastifyPluginAsync<AppOptions & { httpsPort: number, acmeChallenges?: HttpsRedirectOptions['acmeChallenges'] }> = async (fastify, opts) => {
   await fastify.register(tls, { hsts: false })
   await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
   // Only what is proxied is guarded here: the well-known route, whose exact path the guard leaves
@@ -126,7 +126,7 @@ export const redirectApp: FastifyPluginAsync<AppOptions & { httpsPort: number }>
     await scope.register(accessKey, { ...accessKeyOptions(opts), cookieMaxAge: 0 })
     await scope.register(wellKnown, { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections })
   })
-  await fastify.register(httpsRedirect, { httpsPort: opts.httpsPort })
+  await fastify.register(httpsRedirect, { httpsPort: opts.httpsPort, acmeChallenges: opts.acmeChallenges })
 }
 
 export default app

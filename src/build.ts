@@ -14,6 +14,7 @@ import { DEFAULTS } from '../plugins/defaults.js'
 import {
   CLIENT_CERTIFICATE_REQUEST, TLS_CONTEXT_OPTIONS, loadCertificatePair, loadClientCa, selfSignedPair, type CertificateFiles, type CertificatePair
 } from '../plugins/tls/certificates.js'
+import { AcmeCertificates, type AcmeOptions } from '../plugins/tls/acme.js'
 
 /** Names a LAN user may type: this machine's name, localhost and every address it has. */
 function selfSignedNames (): string[] {
@@ -29,6 +30,17 @@ export interface BuildOptions {
   logStream?: NodeJS.WritableStream
   /** The access key's brake, when listeners share one (src/run.ts). Default: one per listener. */
   accessKeyBrake?: FailureLimiter
+  /**
+   * With ACME_DOMAINS, the certificates the HTTPS listener serves and the challenges it answers,
+   * shared with the HTTP_PORT listener; the caller starts it once every listener is up (src/run.ts).
+   * Default: one of the main listener's own, started when it listens.
+   */
+  acme?: AcmeCertificates
+}
+
+/** ACME_DOMAINS and its settings, as the ACME plugin takes them. */
+export async function openAcme (config: Config): Promise<AcmeCertificates | undefined> {
+  return config.acme === undefined ? undefined : await AcmeCertificates.open(config.acme satisfies AcmeOptions)
 }
 
 function optionsFor (config: Config, build: BuildOptions): FastifyServerOptions {
@@ -38,8 +50,9 @@ function optionsFor (config: Config, build: BuildOptions): FastifyServerOptions 
   return { ...base, logger: { ...(loggerOptions(config, false) as object), stream: build.logStream } }
 }
 
-async function certificateFor (config: Config): Promise<{ pair: CertificatePair, files?: CertificateFiles } | undefined> {
+async function certificateFor (config: Config, acme: AcmeCertificates | undefined): Promise<{ pair: CertificatePair, files?: CertificateFiles } | undefined> {
   if (config.tls === undefined) return undefined
+  if (acme !== undefined) return { pair: acme.current }
   if (config.tls.selfSigned) return { pair: await selfSignedPair(selfSignedNames()) }
   const files = { certFile: config.tls.certFile, keyFile: config.tls.keyFile }
   return { pair: loadCertificatePair(files), files }
@@ -51,7 +64,9 @@ async function certificateFor (config: Config): Promise<{ pair: CertificatePair,
  * that cannot serve.
  */
 export async function buildServer (config: Config, build: BuildOptions = {}): Promise<FastifyInstance> {
-  const certificate = await certificateFor(config)
+  const ownAcme = build.acme === undefined ? await openAcme(config) : undefined
+  const acme = build.acme ?? ownAcme
+  const certificate = await certificateFor(config, acme)
   // parseConfig refuses TLS_CLIENT_CA_FILE without TLS
   const clientCa = config.tlsClientCaFile === undefined ? undefined : loadClientCa(config.tlsClientCaFile)
   const base = optionsFor(config, build)
@@ -62,6 +77,8 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
         cert: certificate.pair.cert,
         key: certificate.pair.key,
         allowHTTP1: true,
+        // tls-alpn-01 is answered on this listener: the ALPN and SNI callbacks replace ALPNProtocols
+        ...(acme?.options.challenge === 'tls-alpn-01' ? acme.challenges.serverOptions(config.http2 ? ['h2', 'http/1.1'] : ['http/1.1']) : {}),
         ...(clientCa === undefined ? {} : { ...CLIENT_CERTIFICATE_REQUEST, ca: clientCa })
       }
   // Fastify types an http2 server apart; the plugins read only what both kinds of request share
@@ -101,8 +118,12 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
     accessKeyBrake: build.accessKeyBrake,
     certificate: certificate === undefined
       ? undefined
-      : { certificate: certificate.pair, certificateFiles: certificate.files, clientCa, clientCaFile: config.tlsClientCaFile }
+      : { certificate: certificate.pair, certificateFiles: certificate.files, clientCa, clientCaFile: config.tlsClientCaFile, acme }
   })
+  if (ownAcme !== undefined) {
+    server.addHook('onListen', async () => ownAcme.start(server.log))
+    server.addHook('onClose', async () => ownAcme.close())
+  }
   if (config.tls?.selfSigned === true) {
     server.log.warn('TLS_SELF_SIGNED: serving a generated certificate; browsers and the mobile app will warn. Use real certificates (TLS_CERT_FILE/TLS_KEY_FILE) beyond a first try')
   }
@@ -114,6 +135,13 @@ export async function buildRedirectServer (config: Config, build: BuildOptions =
   const server = Fastify(optionsFor(config, build))
   guardListener(server.server, server.log, connectionLimits(config).maxConnections)
   await server.register(accessLog)
-  await server.register(redirectApp, { ...config, upstreamMaxConnections: connectionLimits(config).upstreamMaxConnections, accessKeyBrake: build.accessKeyBrake, hsts: false, httpsPort: config.httpsRedirectPort })
+  await server.register(redirectApp, {
+    ...config,
+    upstreamMaxConnections: connectionLimits(config).upstreamMaxConnections,
+    accessKeyBrake: build.accessKeyBrake,
+    hsts: false,
+    httpsPort: config.httpsRedirectPort,
+    acmeChallenges: build.acme?.options.challenge === 'http-01' ? build.acme.challenges : undefined
+  })
   return server
 }

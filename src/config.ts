@@ -8,6 +8,12 @@ import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './ngin
 
 const BOOLEAN_PATTERN = '^(true|false)$'
 
+// ACME_DIRECTORY's short names
+const ACME_DIRECTORIES: Record<string, string> = {
+  letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
+  'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory'
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 // Node keeps timers as a signed 32-bit count of milliseconds and cuts longer ones to 24.8 days,
@@ -61,6 +67,47 @@ export const EnvSchema = Type.Object({
     description: 'with TLS: PEM of the CA(s) that sign users\' client certificates (mTLS, which the Immich mobile app supports); a client presenting a valid one passes the access gate. Without ACCESS_KEY, a valid client certificate (or an Immich credential, see ACCESS_KEY_ALLOW_IMMICH_CREDENTIALS) is required on the HTTPS listener. Reloaded when the file changes',
     hint: 'a file path',
     examples: ['/certs/clients-ca.pem']
+  }),
+  ACME_DOMAINS: Type.String({
+    default: SETTING_DEFAULTS.ACME_DOMAINS,
+    pattern: '^([A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+( *, *[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+)*)?$',
+    description: 'comma-separated domain names: the main listener speaks HTTPS with a certificate the proxy obtains from an ACME CA (Let\'s Encrypt by default) and stores in ACME_STORAGE; until it has one, a temporary self-signed one. Setting it agrees to the CA\'s terms of service',
+    hint: 'a comma-separated list of domain names',
+    examples: ['photos.example.org']
+  }),
+  ACME_EMAIL: Type.String({
+    default: SETTING_DEFAULTS.ACME_EMAIL,
+    pattern: '^([^@\\s]+@[^@\\s]+)?$',
+    description: 'with ACME_DOMAINS: the contact address of the ACME account (the CA\'s expiry warnings)',
+    hint: 'an e-mail address',
+    examples: ['admin@example.org']
+  }),
+  ACME_DIRECTORY: Type.String({
+    default: SETTING_DEFAULTS.ACME_DIRECTORY,
+    pattern: '^(letsencrypt|letsencrypt-staging|https://\\S+)$',
+    description: 'with ACME_DOMAINS: the CA\'s ACME directory, an https:// URL, or letsencrypt (production) or letsencrypt-staging (untrusted certificates, generous rate limits, for trials)',
+    hint: 'letsencrypt, letsencrypt-staging or an https:// URL',
+    examples: ['letsencrypt-staging']
+  }),
+  ACME_CA_FILE: Type.String({
+    default: SETTING_DEFAULTS.ACME_CA_FILE,
+    description: 'with ACME_DOMAINS: PEM of an extra CA to trust when talking to the ACME server (a private CA, a test server such as pebble); the system\'s CAs stay trusted',
+    hint: 'a file path',
+    examples: ['/certs/acme-server-ca.pem']
+  }),
+  ACME_STORAGE: Type.String({
+    default: SETTING_DEFAULTS.ACME_STORAGE,
+    pattern: '^\\S+$',
+    description: 'with ACME_DOMAINS: the folder of the ACME account key and of the certificates and their keys (files 0600, written whole or not at all); keep it across restarts (a volume): a stored certificate that is still good is served at start, not ordered again',
+    hint: 'a folder path',
+    examples: ['/data/acme']
+  }),
+  ACME_CHALLENGE: Type.String({
+    default: SETTING_DEFAULTS.ACME_CHALLENGE,
+    pattern: '^(http-01|tls-alpn-01)?$',
+    description: 'with ACME_DOMAINS: how the CA checks that the names point here: http-01 (answered on the HTTP_PORT listener, which the CA reaches on port 80) or tls-alpn-01 (answered on the HTTPS listener itself, which the CA reaches on port 443). Empty: http-01 when HTTP_PORT is set, else tls-alpn-01',
+    hint: 'http-01 or tls-alpn-01',
+    examples: ['tls-alpn-01']
   }),
   HTTP2: Type.String({
     default: SETTING_DEFAULTS.HTTP2,
@@ -323,7 +370,10 @@ export function parseConfig (env: Record<string, string | undefined>) {
     keyFile: raw.TLS_KEY_FILE,
     selfSigned: raw.TLS_SELF_SIGNED === 'true'
   }
-  const tlsOn = tls.selfSigned || tls.certFile !== '' || tls.keyFile !== ''
+  // a value refused above is undefined here
+  const acmeDomains = [...new Set((raw.ACME_DOMAINS ?? '').split(',').map(name => name.trim().toLowerCase()).filter(name => name !== ''))]
+  const acmeOn = acmeDomains.length > 0
+  const tlsOn = tls.selfSigned || tls.certFile !== '' || tls.keyFile !== '' || acmeOn
   if ((tls.certFile === '') !== (tls.keyFile === '')) {
     const missing: Name = tls.certFile === '' ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'
     const given: Name = missing === 'TLS_CERT_FILE' ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'
@@ -331,11 +381,19 @@ export function parseConfig (env: Record<string, string | undefined>) {
   } else if (tls.selfSigned && tls.certFile !== '') {
     problems.set('TLS_SELF_SIGNED', problem('TLS_SELF_SIGNED', 'true', 'is set together with TLS_CERT_FILE/TLS_KEY_FILE; choose one'))
   }
+  if (acmeOn && (tls.selfSigned || tls.certFile !== '' || tls.keyFile !== '')) {
+    const other = tls.selfSigned ? 'TLS_SELF_SIGNED' : 'TLS_CERT_FILE/TLS_KEY_FILE'
+    problems.set('ACME_DOMAINS', problem('ACME_DOMAINS', raw.ACME_DOMAINS, `is set together with ${other}; choose one way to get the certificate`))
+  }
+  const acmeChallenge = raw.ACME_CHALLENGE === '' ? (raw.HTTP_PORT === '' ? 'tls-alpn-01' : 'http-01') : raw.ACME_CHALLENGE as 'http-01' | 'tls-alpn-01'
+  if (acmeOn && acmeChallenge === 'http-01' && raw.HTTP_PORT === '') {
+    problems.set('ACME_CHALLENGE', problem('ACME_CHALLENGE', raw.ACME_CHALLENGE, 'needs HTTP_PORT, the plain-HTTP listener the CA connects to (published on port 80)'))
+  }
   if (raw.TLS_CLIENT_CA_FILE !== '' && !tlsOn) {
-    problems.set('TLS_CLIENT_CA_FILE', problem('TLS_CLIENT_CA_FILE', raw.TLS_CLIENT_CA_FILE, 'is set without TLS; client certificates come with the TLS handshake, so set TLS_CERT_FILE/TLS_KEY_FILE or TLS_SELF_SIGNED=true'))
+    problems.set('TLS_CLIENT_CA_FILE', problem('TLS_CLIENT_CA_FILE', raw.TLS_CLIENT_CA_FILE, 'is set without TLS; client certificates come with the TLS handshake, so set TLS_CERT_FILE/TLS_KEY_FILE, TLS_SELF_SIGNED=true or ACME_DOMAINS'))
   }
   if (raw.HTTP_PORT !== '' && !tlsOn) {
-    problems.set('HTTP_PORT', problem('HTTP_PORT', raw.HTTP_PORT, 'is set without TLS; it redirects to HTTPS, so set TLS_CERT_FILE/TLS_KEY_FILE or TLS_SELF_SIGNED=true'))
+    problems.set('HTTP_PORT', problem('HTTP_PORT', raw.HTTP_PORT, 'is set without TLS; it redirects to HTTPS, so set TLS_CERT_FILE/TLS_KEY_FILE, TLS_SELF_SIGNED=true or ACME_DOMAINS'))
   }
   const config = {
     upstream: convert('UPSTREAM_URL', upstreamOrigin),
@@ -343,6 +401,16 @@ export function parseConfig (env: Record<string, string | undefined>) {
     port: raw.PORT === '' ? (tlsOn ? DEFAULTS.tlsPort : DEFAULTS.port) : convert('PORT', port),
     tls: tlsOn ? tls : undefined,
     tlsClientCaFile: raw.TLS_CLIENT_CA_FILE === '' ? undefined : raw.TLS_CLIENT_CA_FILE,
+    acme: acmeOn
+      ? {
+          domains: acmeDomains,
+          email: raw.ACME_EMAIL === '' ? undefined : raw.ACME_EMAIL,
+          directory: ACME_DIRECTORIES[raw.ACME_DIRECTORY] ?? raw.ACME_DIRECTORY,
+          caFile: raw.ACME_CA_FILE === '' ? undefined : raw.ACME_CA_FILE,
+          storage: raw.ACME_STORAGE,
+          challenge: acmeChallenge
+        }
+      : undefined,
     http2: raw.HTTP2 === 'true',
     hsts: raw.HSTS === 'off' ? false as const : raw.HSTS,
     httpPort: raw.HTTP_PORT === '' ? undefined : convert('HTTP_PORT', port),

@@ -2,7 +2,7 @@
 // runs this under the process's signals; tests and embedders may run it as it is.
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
-import { buildRedirectServer, buildServer } from './build.js'
+import { buildRedirectServer, buildServer, openAcme } from './build.js'
 import { accessKeyBrake } from './app.js'
 
 export interface Running {
@@ -26,31 +26,38 @@ export async function run (config: Config): Promise<Running> {
   let closing = false
   // one brake for the process: wrong keys on every listener add up
   const brake = accessKeyBrake(config)
+  // one for the listeners: the HTTPS one serves its certificate, either may answer its challenges
+  const acme = await openAcme(config)
   try {
-    const main = await buildServer(config, { accessKeyBrake: brake })
+    const main = await buildServer(config, { accessKeyBrake: brake, acme })
     started.push(main)
-    const redirect = await buildRedirectServer(config, { accessKeyBrake: brake })
+    const redirect = await buildRedirectServer(config, { accessKeyBrake: brake, acme })
     if (redirect !== undefined) started.push(redirect)
     const admin = config.adminPort === undefined
       ? undefined
       // loaded only when asked for: prom-client and its dependencies are ~80 modules
       : await (await import('./admin.js')).buildAdminServer(config, {
         underPressure: () => main.hasDecorator('isShedding') && main.isShedding(),
-        closing: () => closing
+        closing: () => closing,
+        certificateIssued: acme === undefined ? undefined : () => acme.issued
       }, brake)
     if (admin !== undefined) started.push(admin)
 
     await main.listen({ host: config.host, port: config.port })
     if (redirect !== undefined) await redirect.listen({ host: config.host, port: config.httpPort })
     if (admin !== undefined) await admin.listen({ host: config.adminHost, port: config.adminPort })
+    // the CA validates against the listeners: order once they all answer
+    acme?.start(main.log)
 
     async function close (): Promise<void> {
       closing = true
+      acme?.close()
       await Promise.all([main.close(), redirect?.close()])
       await admin?.close()
     }
     return { main, redirect, admin, close }
   } catch (error) {
+    acme?.close()
     await Promise.allSettled(started.map(async server => await server.close()))
     throw error
   }

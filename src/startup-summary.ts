@@ -4,10 +4,11 @@ import type { Config } from './config.js'
 import { formatSize } from './nginx-units.js'
 
 /** Where the main listener's certificate comes from; `off` is plain HTTP. */
-export type TlsMode = 'off' | 'files' | 'self-signed'
+export type TlsMode = 'off' | 'files' | 'self-signed' | 'acme'
 
-export function tlsMode (config: Pick<Config, 'tls'>): TlsMode {
+export function tlsMode (config: Pick<Config, 'tls' | 'acme'>): TlsMode {
   if (config.tls === undefined) return 'off'
+  if (config.acme !== undefined) return 'acme'
   return config.tls.selfSigned ? 'self-signed' : 'files'
 }
 

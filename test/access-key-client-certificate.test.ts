@@ -246,7 +246,7 @@ t.test('start-up errors name TLS_CLIENT_CA_FILE', async t => {
   t.same(withoutTls, {
     code: 1,
     stdout: '',
-    stderr: `immich-proxy: TLS_CLIENT_CA_FILE="${caFile}" is set without TLS; client certificates come with the TLS handshake, so set TLS_CERT_FILE/TLS_KEY_FILE or TLS_SELF_SIGNED=true, e.g. TLS_CLIENT_CA_FILE=/certs/clients-ca.pem\n`
+    stderr: `immich-proxy: TLS_CLIENT_CA_FILE="${caFile}" is set without TLS; client certificates come with the TLS handshake, so set TLS_CERT_FILE/TLS_KEY_FILE, TLS_SELF_SIGNED=true or ACME_DOMAINS, e.g. TLS_CLIENT_CA_FILE=/certs/clients-ca.pem\n`
   }, 'TLS off')
 
   const upstream = await startUpstream(t, (req, res) => res.end())

@@ -54,3 +54,35 @@ t.test('access key brake and cookie settings', async t => {
   t.equal(config.accessKeyCookieMaxAge, 0)
   t.match(problems({ ACCESS_KEY_MAX_FAILURES: 'ten' }), [/^ACCESS_KEY_MAX_FAILURES="ten" is not a whole number/])
 })
+
+t.test('ACME_DOMAINS turns HTTPS on with certificates from an ACME CA', async t => {
+  const config = parseConfig({ ACME_DOMAINS: 'Photos.Example.org, immich.example.org,photos.example.org' })
+  t.equal(config.port, 8443, 'HTTPS port')
+  t.ok(config.tls !== undefined, 'TLS is on')
+  t.same(config.acme, {
+    domains: ['photos.example.org', 'immich.example.org'],
+    email: undefined,
+    directory: 'https://acme-v02.api.letsencrypt.org/directory',
+    caFile: undefined,
+    storage: './acme',
+    challenge: 'tls-alpn-01'
+  }, 'names lower-cased and once each; Let\'s Encrypt production; tls-alpn-01 without HTTP_PORT')
+  t.equal(parseConfig({ ACME_DOMAINS: 'a.example.org', HTTP_PORT: '8080' }).acme?.challenge, 'http-01', 'http-01 with HTTP_PORT')
+  t.equal(parseConfig({ ACME_DOMAINS: 'a.example.org', HTTP_PORT: '8080', ACME_CHALLENGE: 'tls-alpn-01' }).acme?.challenge, 'tls-alpn-01')
+  t.equal(parseConfig({ ACME_DOMAINS: 'a.example.org', ACME_DIRECTORY: 'letsencrypt-staging' }).acme?.directory,
+    'https://acme-staging-v02.api.letsencrypt.org/directory')
+  t.equal(parseConfig({ ACME_DOMAINS: 'a.example.org', ACME_DIRECTORY: 'https://ca.example.org/dir' }).acme?.directory, 'https://ca.example.org/dir')
+  t.equal(parseConfig({ ACME_DIRECTORY: 'letsencrypt-staging' }).acme, undefined, 'the other ACME settings alone turn nothing on')
+  t.equal(parseConfig({ ACME_DOMAINS: 'a.example.org', HTTP_PORT: '8080' }).httpPort, 8080, 'HTTP_PORT is allowed: ACME is TLS')
+})
+
+t.test('ACME settings that cannot work are refused, naming the settings', async t => {
+  t.match(problems({ ACME_DOMAINS: 'a.example.org', TLS_CERT_FILE: '/a', TLS_KEY_FILE: '/b' }),
+    [/^ACME_DOMAINS="a.example.org" is set together with TLS_CERT_FILE\/TLS_KEY_FILE; choose one way to get the certificate/])
+  t.match(problems({ ACME_DOMAINS: 'a.example.org', TLS_SELF_SIGNED: 'true' }), [/^ACME_DOMAINS="a.example.org" is set together with TLS_SELF_SIGNED/])
+  t.match(problems({ ACME_DOMAINS: 'a.example.org', ACME_CHALLENGE: 'http-01' }), [/^ACME_CHALLENGE="http-01" needs HTTP_PORT/])
+  t.match(problems({ ACME_DOMAINS: 'a.example.org', ACME_CHALLENGE: 'dns-01' }), [/^ACME_CHALLENGE="dns-01" is not http-01 or tls-alpn-01/])
+  t.match(problems({ ACME_DOMAINS: 'localhost' }), [/^ACME_DOMAINS="localhost" is not a comma-separated list of domain names/])
+  t.match(problems({ ACME_DIRECTORY: 'http://ca.example.org/dir' }), [/^ACME_DIRECTORY="http:\/\/ca.example.org\/dir" is not letsencrypt, letsencrypt-staging or an https:\/\/ URL/])
+  t.match(problems({ ACME_EMAIL: 'not an address' }), [/^ACME_EMAIL="not an address" is not an e-mail address/])
+})

@@ -1,16 +1,20 @@
 // The optional plain-HTTP listener: everything goes to HTTPS with 308 (method and body kept,
 // unlike 301/302), except `/.well-known/immich`, which the mobile app may probe over HTTP (the
-// well-known plugin proxies it), and `/.well-known/acme-challenge/`, kept free for ACME http-01.
+// well-known plugin proxies it), and `/.well-known/acme-challenge/`: the http-01 tokens of this
+// process's own ACME orders are answered, any other is 404.
 // A body is never invited, read or judged here: the client sends it again to HTTPS.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { declaresBody } from '../forwarding/hop-by-hop.js'
 import { DEFAULTS } from '../defaults.js'
+import type { AcmeChallenges } from './acme.js'
 
 export interface HttpsRedirectOptions {
   /** The port clients reach HTTPS on (the published one, not the container's). Default 443. */
   httpsPort?: number
+  /** The http-01 tokens being validated now (plugins/tls/acme.ts). Default: none, every token 404. */
+  acmeChallenges?: Pick<AcmeChallenges, 'http01'>
 }
 
 // RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ], with a DNS name, an IPv4
@@ -41,8 +45,12 @@ export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, o
     fastify.addHook('onClose', async () => { server.off('checkContinue', withoutInvitation) })
   }
 
-  const notFound = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
-    await leaveBodyUnread(request, reply).code(404).send({ statusCode: 404, error: 'Not Found', message: 'No ACME challenge is served here' })
+  const challenges = opts.acmeChallenges
+  const challenge = async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply): Promise<FastifyReply> => {
+    const keyAuthorization = request.method === 'GET' || request.method === 'HEAD' ? challenges?.http01(request.params['*']) : undefined
+    if (keyAuthorization !== undefined) return await reply.type('application/octet-stream').send(keyAuthorization)
+    return await leaveBodyUnread(request, reply).code(404).send({ statusCode: 404, error: 'Not Found', message: 'No ACME challenge is served here' })
+  }
   const redirect = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const name = hostname(request.headers.host)
     if (name === undefined) {
@@ -54,6 +62,6 @@ export default fp<HttpsRedirectOptions>(async function httpsRedirect (fastify, o
   // Answered in onRequest, before Fastify's body parsing would refuse some requests (415, 400, 413);
   // the handler, which Fastify requires, never runs.
   const method = fastify.supportedMethods
-  fastify.route({ method, url: '/.well-known/acme-challenge/*', onRequest: notFound, handler: notFound })
+  fastify.route({ method, url: '/.well-known/acme-challenge/*', onRequest: challenge, handler: challenge })
   fastify.route({ method, url: '/*', onRequest: redirect, handler: redirect })
 }, { name: 'immich-proxy-https-redirect', fastify: '5.x' })

@@ -6,6 +6,7 @@ import type { ServerHttp2Session } from 'node:http2'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { TLS_CONTEXT_OPTIONS, watchCertificatePair, watchClientCa, type CertificateFiles, type CertificatePair } from './certificates.js'
 import { DEFAULTS } from '../defaults.js'
+import type { AcmeCertificates } from './acme.js'
 
 export interface TlsOptions {
   /**
@@ -21,6 +22,11 @@ export interface TlsOptions {
    */
   clientCaFile?: string
   clientCa?: Buffer
+  /**
+   * With ACME (plugins/tls/acme.ts): each certificate it obtains is put in service for new
+   * connections, as a renewed file would be. Default: none.
+   */
+  acme?: Pick<AcmeCertificates, 'onCertificate'>
   /** How often the files are checked, in ms. Default 2000: a renewal is live within seconds. */
   reloadInterval?: number
   /**
@@ -98,6 +104,10 @@ export default fp<TlsOptions>(async function tls (fastify, opts) {
     }, opts.reloadInterval)
     fastify.addHook('onClose', async () => watcher.close())
   }
+  opts.acme?.onCertificate(next => {
+    pair = next
+    install()
+  })
   const caFile = opts.clientCaFile
   if (caFile !== undefined && ca !== undefined) {
     const watcher = watchClientCa(caFile, ca, next => {

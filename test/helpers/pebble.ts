@@ -1,0 +1,235 @@
+// A real ACME server for the certificate tests: Debian's pebble (Let's Encrypt's test CA) with
+// pebble-challtestsrv as its DNS server, so that every name resolves to 127.0.0.1 and pebble
+// validates challenges against the proxy's own listeners. Nothing leaves the machine.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { request as httpsRequest } from 'node:https'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { PeerCertificate, TLSSocket } from 'node:tls'
+import type { Test } from 'tap'
+import { Agent, request } from 'undici'
+import { makeCertificate } from './tls.js'
+import { waitFor } from './wait.js'
+import { closedPort } from './websocket.js'
+
+export interface Pebble {
+  /** The ACME directory: https://127.0.0.1:<port>/dir */
+  directory: string
+  /** PEM file of the certificate pebble's ACME API is served with (what ACME_CA_FILE takes). */
+  caFile: string
+  /** The same certificate as text. */
+  ca: string
+  /** The root pebble issues under, fetched from its management API (`/roots/0`). */
+  root: () => Promise<string>
+  /** Everything pebble wrote so far (its log: one line per order, validation and issue). */
+  output: () => string
+  /** How many orders pebble has created so far, counted in its log. */
+  orders: () => number
+  /** Kills both processes now rather than when the test ends. */
+  stop: () => Promise<void>
+}
+
+export interface PebbleOptions {
+  /** The port pebble connects to for http-01 (the proxy's HTTP_PORT listener). */
+  httpPort?: number
+  /** The port pebble connects to for tls-alpn-01 (the proxy's HTTPS listener). */
+  tlsPort?: number
+}
+
+const PROGRAMS = ['pebble', 'pebble-challtestsrv']
+
+/** The programs this helper needs and does not find, for a test to skip or fail with their names. */
+export function missingPebble (): string[] {
+  return PROGRAMS.filter(program => spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status !== 0)
+}
+
+async function accepts (port: number): Promise<boolean> {
+  return await new Promise(resolve => {
+    const socket = connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true) })
+    socket.on('error', () => resolve(false))
+  })
+}
+
+function started (t: Test, command: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess, output: () => string, stop: () => Promise<void> } {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let text = ''
+  child.stdout?.on('data', (chunk: Buffer) => { text += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { text += chunk.toString() })
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGKILL')
+    await once(child, 'exit')
+  }
+  t.teardown(stop)
+  return { child, output: () => text, stop }
+}
+
+/**
+ * pebble and its DNS server on free loopback ports, stopped when the test ends. Validations go to
+ * 127.0.0.1 on `httpPort` / `tlsPort`, immediately (PEBBLE_VA_NOSLEEP); its nonces are all good
+ * (PEBBLE_WFE_NONCEREJECT=0), so a test's count of requests does not depend on luck.
+ */
+export async function startPebble (t: Test, options: PebbleOptions = {}): Promise<Pebble> {
+  const missing = missingPebble()
+  if (missing.length > 0) {
+    throw new Error(`the ACME tests need ${missing.join(' and ')}: apt-get install pebble (Debian/Ubuntu), or run npm test as root, which installs it`)
+  }
+  // its own ports are found free, then bound by pebble: one taken meanwhile by a parallel test
+  // makes it exit, and it is started again on new ones
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPebbleOnce(t, options)
+    } catch (error) {
+      if (!(error instanceof ExitedEarly) || !/address already in use/.test(error.message) || attempt === 3) throw error
+    }
+  }
+}
+
+class ExitedEarly extends Error {}
+
+async function startPebbleOnce (t: Test, options: PebbleOptions): Promise<Pebble> {
+  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-pebble-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // pebble's own HTTPS (ACME API and management): a certificate for 127.0.0.1 the test trusts
+  const certificate = await makeCertificate('pebble.test')
+  const caFile = join(dir, 'pebble-api.pem')
+  writeFileSync(caFile, certificate.cert)
+  writeFileSync(join(dir, 'pebble-api.key'), certificate.key)
+
+  const [acmePort, managementPort, dnsPort, challtestsrvPort] = [await closedPort(), await closedPort(), await closedPort(), await closedPort()]
+  const config = join(dir, 'pebble-config.json')
+  writeFileSync(config, JSON.stringify({
+    pebble: {
+      listenAddress: `127.0.0.1:${acmePort}`,
+      managementListenAddress: `127.0.0.1:${managementPort}`,
+      certificate: caFile,
+      privateKey: join(dir, 'pebble-api.key'),
+      // where pebble's validation authority connects: the proxy under test
+      httpPort: options.httpPort ?? 80,
+      tlsPort: options.tlsPort ?? 443,
+      ocspResponderURL: '',
+      externalAccountBindingRequired: false
+    }
+  }))
+
+  const env: NodeJS.ProcessEnv = { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' }
+  delete env.PEBBLE_VA_ALWAYS_VALID
+  // only the DNS server: the proxy answers the challenges itself; no AAAA answer, so pebble
+  // does not try ::1, where the proxy does not listen
+  const dns = started(t, 'pebble-challtestsrv', [
+    '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
+    '-dns01', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${challtestsrvPort}`,
+    '-http01', '', '-https01', '', '-tlsalpn01', ''
+  ], env)
+  const pebble = started(t, 'pebble', ['-config', config, '-dnsserver', `127.0.0.1:${dnsPort}`], env)
+
+  const dispatcher = new Agent({ connect: { ca: certificate.cert } })
+  t.teardown(async () => await dispatcher.close())
+  const directory = `https://127.0.0.1:${acmePort}/dir`
+  const answers = async (url: string): Promise<boolean> => {
+    for (const child of [dns.child, pebble.child]) {
+      if (child.exitCode !== null) {
+        await Promise.all([dns.stop(), pebble.stop()])
+        throw new ExitedEarly(`${child.spawnfile} exited with ${child.exitCode}:\n${dns.output()}\n${pebble.output()}`)
+      }
+    }
+    try {
+      const response = await request(url, { dispatcher })
+      await response.body.dump()
+      return response.statusCode === 200
+    } catch {
+      return false
+    }
+  }
+  await waitFor(async () => await accepts(challtestsrvPort) && await answers(directory), 10_000,
+    'pebble\'s directory', { intervalMs: 100, last: () => pebble.output() })
+
+  return {
+    directory,
+    caFile,
+    ca: certificate.cert,
+    async root () {
+      const response = await request(`https://127.0.0.1:${managementPort}/roots/0`, { dispatcher })
+      if (response.statusCode !== 200) throw new Error(`pebble's /roots/0 answered ${response.statusCode}`)
+      return await response.body.text()
+    },
+    output: pebble.output,
+    orders: () => pebble.output().match(/Added order/g)?.length ?? 0,
+    stop: async () => { await Promise.all([pebble.stop(), dns.stop()]) }
+  }
+}
+
+function inUse (error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+}
+
+/**
+ * pebble validating on two free ports, and `start` listening on them. pebble must know the ports
+ * before the proxy starts and the proxy needs pebble's directory, so a port found free but taken
+ * by a parallel test before the proxy binds it means new ports and a new pebble.
+ */
+export async function withPebble<T> (t: Test, start: (pebble: Pebble, ports: { port: number, httpPort: number }) => Promise<T>): Promise<{ pebble: Pebble, port: number, httpPort: number, started: T }> {
+  for (let attempt = 1; ; attempt++) {
+    const ports = { port: await closedPort(), httpPort: await closedPort() }
+    const pebble = await startPebble(t, { tlsPort: ports.port, httpPort: ports.httpPort })
+    try {
+      return { pebble, ...ports, started: await start(pebble, ports) }
+    } catch (error) {
+      await pebble.stop()
+      if (!inUse(error) || attempt === 3) throw error
+    }
+  }
+}
+
+/**
+ * `start` again on the ports it had: a client connection of a parallel test may hold one of them
+ * as its local port for a moment, so EADDRINUSE is retried for up to two seconds.
+ */
+export async function restartOnSamePorts<T> (start: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 2000
+  for (;;) {
+    try {
+      return await start()
+    } catch (error) {
+      if (!inUse(error) || Date.now() > deadline) throw error
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
+}
+
+export interface TrustedAnswer {
+  status: number
+  body: string
+  /** The certificate the proxy presented, verified against `root` for `servername`. */
+  certificate: PeerCertificate
+}
+
+/**
+ * GET `path` over HTTPS on 127.0.0.1:`port` as a browser at https://`servername`/ would: SNI and
+ * Host are the name, and the only trusted root is `root` (pebble's), so a temporary or wrong
+ * certificate fails the handshake.
+ */
+export async function getTrusted (port: number, servername: string, root: string, path = '/'): Promise<TrustedAnswer> {
+  return await new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, servername, ca: root, path, headers: { host: servername }, agent: false }, res => {
+      const certificate = (res.socket as TLSSocket).getPeerCertificate()
+      let body = ''
+      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, certificate }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** Every file under `dir` with its permission bits. */
+export function fileModes (dir: string): Array<{ file: string, mode: number }> {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map(file => ({ file, stats: statSync(join(dir, file)) }))
+    .filter(({ stats }) => stats.isFile())
+    .map(({ file, stats }) => ({ file, mode: stats.mode & 0o777 }))
+}
