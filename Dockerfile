@@ -20,6 +20,10 @@ COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist/immich-proxy.cjs /app/dist/immich-proxy.cjs.map /app/dist/immich-proxy.cjs.LEGAL.txt ./dist/
 COPY package.json ./
 COPY deploy/docker-entrypoint.sh ./deploy/
+# automatic HTTPS keeps its account and certificates here, writable by the user the proxy runs
+# as (the entrypoint's node); docker-compose.yml mounts a named volume on it so they outlive the container
+ENV ACME_STORAGE=/data/acme
+RUN mkdir -p /data/acme && chown node:node /data/acme && chmod 700 /data/acme
 # Starts as root for the entrypoint alone: it copies certificate files the node user may not read
 # (certbot's privkey.pem is root's, 0600) to a tmpfs folder for it, then runs the CMD as node
 # (setpriv) in its place. Ports inside stay above 1024 (8080 HTTP or 8443 HTTPS, HTTP_PORT for
