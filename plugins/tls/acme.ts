@@ -33,6 +33,8 @@ const RENEW_WITH_LIFETIME_LEFT = 1 / 3
 
 /** Retries after a failed order: doubling from the first to the last, then staying there. */
 const RETRY_FIRST_MS = 60_000
+// the renewal check runs when the served certificate falls due, and at least this often
+const RENEWAL_CHECK_MAX_MS = 10 * 60_000
 const RETRY_LAST_MS = 3_600_000
 
 /**
@@ -137,9 +139,14 @@ function readPair (directory: string): CertificatePair | undefined {
 
 /** Good enough to serve without ordering: names every domain and has over a third of its life left. */
 export function stillGood (cert: Buffer, domains: string[], now = Date.now()): boolean {
-  const { notBefore, notAfter, covers } = describe(cert, domains)
+  return describe(cert, domains).covers && renewalDueIn(cert, now) > 0
+}
+
+/** Milliseconds until a third of the certificate's lifetime is left (so 6-day certificates renew after 4 days); 0 when past. */
+export function renewalDueIn (cert: Buffer, now = Date.now()): number {
+  const { notBefore, notAfter } = describe(cert, [])
   const lifetime = notAfter.getTime() - notBefore.getTime()
-  return covers && notAfter.getTime() - now > lifetime * RENEW_WITH_LIFETIME_LEFT
+  return Math.max(0, notAfter.getTime() - lifetime * RENEW_WITH_LIFETIME_LEFT - now)
 }
 
 // acme-client sends every request through its one axios instance: an extra CA is added to the
@@ -164,6 +171,7 @@ export class AcmeCertificates {
   issued: boolean
   private readonly listeners: Array<(pair: CertificatePair) => void> = []
   private timer: NodeJS.Timeout | undefined
+  private renewal: NodeJS.Timeout | undefined
   private failures = 0
   private closed = false
   private log: FastifyBaseLogger | undefined
@@ -197,6 +205,7 @@ export class AcmeCertificates {
     if (this.issued) {
       const { notAfter } = describe(this.current.cert, this.options.domains)
       log.info({ domains: this.options.domains, expires: notAfter.toISOString() }, 'ACME: serving the stored certificate; no order needed')
+      this.watchRenewal()
       return
     }
     log.warn({ domains: this.options.domains }, 'ACME: serving a temporary self-signed certificate while one is ordered')
@@ -206,6 +215,25 @@ export class AcmeCertificates {
   close (): void {
     this.closed = true
     clearTimeout(this.timer)
+    clearTimeout(this.renewal)
+  }
+
+  /**
+   * Orders a new certificate once the served one has a third of its lifetime left, checking when
+   * it falls due and at least every 10 minutes (a clock that jumps, a suspended host). A renewal
+   * that fails keeps the current certificate in service and retries like a first order.
+   */
+  private watchRenewal (): void {
+    clearTimeout(this.renewal)
+    if (this.closed) return
+    const dueIn = renewalDueIn(this.current.cert)
+    if (dueIn === 0) {
+      const { notAfter } = describe(this.current.cert, this.options.domains)
+      this.log?.info({ domains: this.options.domains, expires: notAfter.toISOString() }, 'ACME: a third of the certificate\'s lifetime is left; renewing')
+      this.order()
+      return
+    }
+    this.renewal = setTimeout(() => this.watchRenewal(), Math.min(dueIn, RENEWAL_CHECK_MAX_MS)).unref()
   }
 
   private order (): void {
@@ -215,6 +243,7 @@ export class AcmeCertificates {
       this.current = pair
       this.issued = true
       for (const listener of this.listeners) listener(pair)
+      this.watchRenewal()
     }, (error: Error) => {
       if (this.closed) return
       const retryMs = Math.min(RETRY_FIRST_MS * 2 ** this.failures++, RETRY_LAST_MS)
