@@ -15,8 +15,9 @@ interface Waiting {
   forward: Forward
 }
 
-// Requests waiting before the connection is no longer read; each holds its request, response and
-// Fastify objects. Node parses every request in a read it has begun, so a few more may queue.
+// Requests that may wait before the connection stops being read; each holds its request,
+// response and Fastify objects. Node parses every request in a read it has begun, so a few more
+// may queue.
 const MOST_WAITING = 32
 
 // absent: none of the connection's requests is being forwarded; null: one is and none waits;

@@ -38,7 +38,7 @@ function upgradeRequestHeaders (request: FastifyRequest): Record<string, string 
 }
 
 // A WebSocket client sends nothing before its 101 (RFC 6455 §4.1); bytes sent early are kept
-// for Immich up to this amount, then the client is no longer read until the tunnel is joined.
+// for Immich up to this amount, then the client is not read until the tunnel is joined.
 const EARLY_BYTES_LIMIT = 64 * 1024
 
 /**

@@ -58,8 +58,8 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
   const hostRoutesUpgrades = (): boolean => fastify.hasDecorator('websocketServer')
 
   // Node 24.9+ hands the upgrades its shouldUpgradeCallback refuses to the request handler,
-  // bodies intact; re-parsing the socket no longer works there, as Node has not read the body
-  // when it emits 'upgrade'. Node 20 has no such hook: the 'upgrade' listener below declines.
+  // bodies intact; re-parsing the socket cannot work there, as Node has not read the body when
+  // it emits 'upgrade'. Node 20 has no such hook: the 'upgrade' listener below declines.
   const server = fastify.server as unknown as { shouldUpgradeCallback?: (raw: IncomingMessage) => boolean }
   if (typeof server.shouldUpgradeCallback === 'function') server.shouldUpgradeCallback = isWebSocketHandshake
 
@@ -94,7 +94,7 @@ export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
     fastify.routing(raw, response)
   }
   fastify.server.on('upgrade', onUpgrade)
-  // Node's server.close() waits for every socket, and no longer tracks upgraded ones as HTTP
+  // Node's server.close() waits for every socket, and does not track upgraded ones as HTTP
   // connections: an open tunnel would hold shutdown forever. Cut it; socket.io clients reconnect.
   fastify.addHook('preClose', (done) => {
     fastify.server.removeListener('upgrade', onUpgrade)
