@@ -186,6 +186,8 @@ type Finding = 'open' | 'none' | { wrong: true, counted: boolean }
 
 interface WayIn {
   name: string
+  /** False when the options leave this way off. */
+  on?: boolean
   /** Its credentials can be guessed: during a cool-down it is not tried. */
   guessable: boolean
   /** Sync when it can answer at once (a remembered verdict), a promise when it must ask Immich. */
@@ -279,8 +281,23 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
   // counted once per window, it cannot lock that household out; a guesser's every new token counts.
   const countedWrong = new LRUCache<string, true>({ max: 10_000, ttl: DEFAULTS.accessKeyFailureWindow })
 
-  // The ways in, in the order they are tried. A wrong key header or credential ends the search.
-  const WAYS_IN: WayIn[] = [
+  /** Immich's verdict on `credential` as a finding; a wrong one counts once per failure window. */
+  // only the ways that need it are on when there is a checker
+  const confirmed = (credential: ImmichCredential): Finding | Promise<Finding> => {
+    const hash = CredentialChecker.hash(credential)
+    const judged = (valid: boolean): Finding => {
+      if (valid) return 'open'
+      if (countedWrong.has(hash)) return WRONG_AGAIN
+      countedWrong.set(hash, true)
+      return WRONG
+    }
+    const verdict = (checker as CredentialChecker).verdict(credential, hash)
+    return typeof verdict === 'boolean' ? judged(verdict) : verdict.then(judged)
+  }
+
+  // The ways in, in the order they are tried (those the options leave off are dropped). A wrong
+  // key header or credential ends the search.
+  const ways: WayIn[] = [
     {
       name: 'access key header',
       guessable: true,
@@ -298,46 +315,32 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       name: 'client certificate',
       // proven by a private key in the TLS handshake, never guessed (client-certificate.ts)
       guessable: false,
-      find: request => opts.clientCertificates === true && clientCertificateValid(request) ? 'open' : 'none'
-    }
-  ]
-  /** Immich's verdict on `credential`, at once when remembered. */
-  const confirmed = (immich: CredentialChecker, credential: ImmichCredential): Finding | Promise<Finding> => {
-    const judged = (valid: boolean): Finding => {
-      if (valid) return 'open'
-      const hash = CredentialChecker.hash(credential)
-      if (countedWrong.has(hash)) return WRONG_AGAIN
-      countedWrong.set(hash, true)
-      return WRONG
-    }
-    const remembered = immich.remembered(credential)
-    return remembered === undefined ? immich.check(credential).then(judged) : judged(remembered)
-  }
-  if (checker !== undefined && allowCredentials) {
-    const immich = checker
-    WAYS_IN.push({
+      on: opts.clientCertificates === true,
+      find: request => clientCertificateValid(request) ? 'open' : 'none'
+    },
+    {
       name: 'Immich credential',
       guessable: true,
+      on: checker !== undefined && allowCredentials,
       find: request => {
         const credential = immichCredential(request)
-        return credential === undefined ? 'none' : confirmed(immich, credential)
+        return credential === undefined ? 'none' : confirmed(credential)
       }
-    })
-  }
-  if (checker !== undefined && allowShareLinks) {
-    const immich = checker
-    WAYS_IN.push({
+    },
+    {
       name: 'shared link',
       guessable: true,
+      on: checker !== undefined && allowShareLinks,
       // only the requests of SHARE_LINK_REQUESTS, and only with a link Immich confirms
       find: request => {
         const found = shareLinkRequest(request)
         if (found === undefined) return 'none'
         if (found.row.carrier === 'none') return 'open'
-        return found.credential === undefined ? 'none' : confirmed(immich, found.credential)
+        return found.credential === undefined ? 'none' : confirmed(found.credential)
       }
-    })
-  }
+    }
+  ]
+  const WAYS_IN = ways.filter(way => way.on !== false)
 
   /** Tries the ways in, in order, skipping the guessable ones during a cool-down. */
   function decide (request: FastifyRequest, seen: Seen, braked: boolean, from = 0): Finding | Promise<Finding> {
@@ -362,13 +365,11 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
     // outside the gate, brake included; a key or cookie sent along is still kept from Immich
     if (isDiscovery(request)) return done()
 
-    const wait = limiter?.retryAfter(brakeKey(request)) ?? 0
+    const cooling = (limiter?.retryAfter(brakeKey(request)) ?? 0) > 0
     const conclude = (finding: Finding): void => {
       if (finding === 'open') return done()
-      if (wait > 0) {
-        const seconds = Math.ceil(wait / 1000)
-        report('brake')
-        reply.header('retry-after', String(seconds))
+      const seconds = cooling ? braked(request, reply) : undefined
+      if (seconds !== undefined) {
         if (showsPage(request)) {
           sendPage(reply, 429, safeNext(request.url), brakeMessage(seconds))
           return
@@ -378,7 +379,7 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
       if (finding === 'none') return refuse(request, reply, done, false)
       refuse(request, reply, done, true, finding.counted)
     }
-    const finding = decide(request, seen, wait > 0)
+    const finding = decide(request, seen, cooling)
     if (!(finding instanceof Promise)) return conclude(finding)
     finding.then(conclude, (error: Error) => {
       // Immich could not say: neither counted nor remembered, and not a refusal either

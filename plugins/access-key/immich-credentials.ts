@@ -142,8 +142,6 @@ export class CredentialChecker {
   readonly validFor: number
   readonly invalidFor: number
   readonly timeout: number
-  /** Questions actually sent to Immich (a cached or shared answer is not one). */
-  asked = 0
   private readonly cache: LRUCache<string, boolean, ImmichCredential>
 
   constructor (private readonly dispatcher: Dispatcher, options: CredentialCheckOptions = {}) {
@@ -168,18 +166,15 @@ export class CredentialChecker {
     return createHash('sha256').update(`${credential.kind}\0${credential.value}`).digest('base64url')
   }
 
-  async check (credential: ImmichCredential): Promise<boolean> {
-    const valid = await this.cache.fetch(CredentialChecker.hash(credential), { context: credential })
-    return valid === true
-  }
-
-  /** Whether a verdict on this credential is remembered (and which), without asking. */
-  remembered (credential: ImmichCredential): boolean | undefined {
-    return this.cache.get(CredentialChecker.hash(credential))
+  /**
+   * Immich's verdict on `credential` (whose hash is `hash`): at once when remembered, else a
+   * promise of Immich's answer, shared with the callers asking meanwhile.
+   */
+  verdict (credential: ImmichCredential, hash = CredentialChecker.hash(credential)): boolean | Promise<boolean> {
+    return this.cache.get(hash) ?? this.cache.fetch(hash, { context: credential }).then(valid => valid === true)
   }
 
   private async ask (credential: ImmichCredential): Promise<boolean> {
-    this.asked++
     const question = questionFor(credential)
     let answer
     try {
