@@ -139,12 +139,16 @@ function readPair (directory: string): CertificatePair | undefined {
 
 /** Good enough to serve without ordering: names every domain and has over a third of its life left. */
 export function stillGood (cert: Buffer, domains: string[], now = Date.now()): boolean {
-  return describe(cert, domains).covers && renewalDueIn(cert, now) > 0
+  const described = describe(cert, domains)
+  return described.covers && dueIn(described, now) > 0
 }
 
 /** Milliseconds until a third of the certificate's lifetime is left (so 6-day certificates renew after 4 days); 0 when past. */
 export function renewalDueIn (cert: Buffer, now = Date.now()): number {
-  const { notBefore, notAfter } = describe(cert, [])
+  return dueIn(describe(cert, []), now)
+}
+
+function dueIn ({ notBefore, notAfter }: { notBefore: Date, notAfter: Date }, now: number): number {
   const lifetime = notAfter.getTime() - notBefore.getTime()
   return Math.max(0, notAfter.getTime() - lifetime * RENEW_WITH_LIFETIME_LEFT - now)
 }
