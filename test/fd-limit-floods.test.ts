@@ -3,7 +3,7 @@
 // `ulimit -n 256`, HTTPS with HTTP/2, and is flooded the ways a hostile or broken client can:
 // idle connections past the fd limit, pipelined requests on one socket, many HTTP/2 streams on
 // one session, and a rapid-reset storm. After each flood it still answers a normal request.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { connect as http2Connect, constants, type ClientHttp2Session } from 'node:http2'
 import { connect as netConnect, type Socket } from 'node:net'
@@ -31,6 +31,21 @@ async function normalRequest (proxy: ServerProcess, certificate: TestCertificate
   } finally {
     session.destroy()
   }
+}
+
+/**
+ * Until the proxy has read a flood's closes its fds may still be spent, and libuv accepts and at
+ * once closes what arrives meanwhile (its EMFILE remedy): a reset, not an answer. A process that
+ * recovers answers within seconds; one that stays stuck never does.
+ */
+async function answeredAfterFlood (t: Test, proxy: ServerProcess, certificate: TestCertificate): Promise<void> {
+  let last = 'no answer yet'
+  await waitFor(async () => {
+    const status = await normalRequest(proxy, certificate).catch((error: Error) => error.message)
+    last = String(status)
+    return status === 200
+  }, 10_000, 'a normal request answered after the flood', { intervalMs: 200, last: () => last })
+  t.pass(`a normal request is answered after the flood (last answer: ${last})`)
 }
 
 function alive (proxy: ServerProcess): boolean {
@@ -70,16 +85,7 @@ t.test('floods under a low fd limit: the process survives each and still answers
     t.comment(`${closedByServer} of ${sockets.length} idle connections closed by the proxy`)
     for (const socket of sockets) socket.destroy()
     t.ok(alive(proxy), 'the process is alive')
-    // Until the proxy has read the flood's closes its fds are still spent, and libuv accepts and
-    // at once closes what arrives meanwhile (its EMFILE remedy): a reset, not an answer. A
-    // process that recovers answers within a few seconds; one that stays stuck never does.
-    let last = 'no answer yet'
-    await waitFor(async () => {
-      const status = await normalRequest(proxy, certificate).catch((error: Error) => error.message)
-      last = String(status)
-      return status === 200
-    }, 10_000, 'a normal request answered after the flood', { intervalMs: 200, last: () => last })
-    t.pass(`a normal request is answered after the flood (last answer: ${last})`)
+    await answeredAfterFlood(t, proxy, certificate)
   })
 
   t.test('pipelined requests on one connection use one upstream connection at a time', async t => {
@@ -98,7 +104,7 @@ t.test('floods under a low fd limit: the process survives each and still answers
     socket.destroy()
     t.ok(alive(proxy), 'the process is alive')
     t.ok(opened <= 2, `${opened} upstream connections opened for ${count} pipelined requests (at most 2)`)
-    t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
+    await answeredAfterFlood(t, proxy, certificate)
   })
 
   t.test('an HTTP/2 session opening many streams gets at most 100 at a time', async t => {
@@ -119,7 +125,7 @@ t.test('floods under a low fd limit: the process survives each and still answers
     session.destroy()
     t.ok(alive(proxy), 'the process is alive')
     t.ok(opened <= 100, `${opened} upstream connections opened for ${count} streams on one session (at most 100)`)
-    t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
+    await answeredAfterFlood(t, proxy, certificate)
   })
 
   t.test('a rapid-reset storm ends the session', async t => {
@@ -151,9 +157,11 @@ t.test('floods under a low fd limit: the process survives each and still answers
     const endedByServer = calmed()
     session.destroy()
     t.ok(endedByServer, `the proxy ended the session (${sent} streams queued by the client; GOAWAY ${String(goaway)}, ${sessionError ?? 'no session error'})`)
-    t.ok(goaway === constants.NGHTTP2_ENHANCE_YOUR_CALM || (RUNTIME_CUTS_RESETS_FIRST && goaway === undefined),
-      RUNTIME_CUTS_RESETS_FIRST ? "with GOAWAY(ENHANCE_YOUR_CALM), or closed by Node's own limit first" : 'with GOAWAY(ENHANCE_YOUR_CALM)')
+    // nghttp2's own guard (a burst of 1 000 resets read at once) may end a session before the
+    // proxy's stream events for it have run, with INTERNAL_ERROR: a loaded machine reads batches late
+    t.ok(goaway === constants.NGHTTP2_ENHANCE_YOUR_CALM || goaway === constants.NGHTTP2_INTERNAL_ERROR || (RUNTIME_CUTS_RESETS_FIRST && goaway === undefined),
+      `with GOAWAY(ENHANCE_YOUR_CALM), or nghttp2's own INTERNAL_ERROR${RUNTIME_CUTS_RESETS_FIRST ? ", or closed by Node's own limit first" : ''} (got ${String(goaway)})`)
     t.ok(alive(proxy), 'the process is alive')
-    t.equal(await normalRequest(proxy, certificate), 200, 'a normal request is answered after the flood')
+    await answeredAfterFlood(t, proxy, certificate)
   })
 })
