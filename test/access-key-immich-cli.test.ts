@@ -8,15 +8,13 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startProxy, startUpstream } from './helper.js'
 import { immichStandIn } from './helpers/immich.js'
-import { untracked } from './helpers/ops.js'
 import { immichCli, IMMICH_CLI_VERSION } from './helpers/immich-cli.js'
 
 const API_KEY = 'cli-api-key-0123456789'
 
 async function runCli (command: [string, string], args: string[], configDir: string): Promise<{ code: number | null, output: string }> {
   return await new Promise(resolve => {
-    // untracked: tap's loader, which it adds to every child's NODE_OPTIONS, is not for the CLI's Node
-    const [file, ...rest] = untracked([...command, '--config-directory', configDir, ...args])
+    const [file, ...rest] = [...command, '--config-directory', configDir, ...args]
     const child = execFile(file, rest,
       { timeout: 60_000, env: { PATH: process.env.PATH ?? '', HOME: configDir } },
       (error, stdout, stderr) => resolve({ code: error === null ? 0 : child.exitCode, output: stdout + stderr }))

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { root, serverCommand, spawnServer, untracked } from './helpers/ops.js'
+import { root, serverCommand, spawnServer } from './helpers/ops.js'
 import { within } from './helpers/wait.js'
 
 /** pino and every package it depends on, transitively, as installed (npm installs them flat). */
@@ -36,9 +36,8 @@ t.test('started with its admin listener, the bundle reads only pino and its depe
   // a preload that reports, at exit, every CommonJS file the process loaded
   const dir = t.testdir({ 'report-loaded.cjs': "process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(Object.keys(require.cache)) + '\\n'))\n" })
   const entry = command.at(-1) as string
-  // untracked: tap's loader, which it adds to every child, would have its own packages counted
   const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url },
-    { command: untracked([...command.slice(0, -1), '--require', join(dir, 'report-loaded.cjs'), entry]) })
+    { command: [...command.slice(0, -1), '--require', join(dir, 'report-loaded.cjs'), entry] })
 
   const answer = await request(`${proxy.url}/api/server/ping`)
   t.equal(await answer.body.text(), 'pong', 'it proxies')

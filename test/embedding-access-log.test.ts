@@ -37,7 +37,7 @@ t.test('the documented example logs one access line per request for Immich\'s ho
   const example = documentedExample()
   const listen = "await server.listen({ host: '0.0.0.0', port: 8080 })"
   t.ok(example.includes(listen), 'the example listens on 8080, which the test replaces with a free port')
-  // inside the repository (tap's fixtures folder), so that `immich-proxy` resolves to this package
+  // inside the repository (tap's fixtures folder, .tap/fixtures), so that `immich-proxy` resolves to this package
   const dir = t.testdir({ 'example.mjs': example.replace(listen, "await server.listen({ host: '127.0.0.1', port: Number(process.env.PORT) })") })
   const upstream = await startUpstream(t, (req, res) => res.end('{"res":"pong"}'))
   const port = await closedPort()

@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type WebSocket from 'ws'
 import { residentBytes } from './helpers/bodies.js'
-import { spawnServer, untracked } from './helpers/ops.js'
+import { spawnServer } from './helpers/ops.js'
 import { openClient, startWsUpstream } from './helpers/websocket.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -15,7 +15,7 @@ type WithSocket = WebSocket & { _socket: Socket }
 
 t.test('a paused reader holds back a fast upstream instead of growing the proxy', async t => {
   const upstream = await startWsUpstream(t)
-  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url }, { wrap: untracked })
+  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url })
   const rss = async (): Promise<number> => await residentBytes(proxy.child.pid as number)
   const [[upstreamSide], client] = await Promise.all([
     upstream.nextConnection(),

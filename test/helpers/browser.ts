@@ -3,7 +3,7 @@
 // (no install script, no download), and playwright-core drives it over CDP.
 //
 // The package's own executablePath() is not used: it unpacks to the fixed /tmp/chromium and
-// reuses whatever is there, so two test files launching at once (tap runs two jobs) can exec a
+// reuses whatever is there, so two test files launching at once can exec a
 // half-written file (ETXTBSY), an interrupted unpack stays broken, and its libraries are only
 // put in place on AWS Lambda. Its args are not used either: they turn off web security and site
 // isolation, which the cross-site test relies on.

@@ -112,8 +112,7 @@ export interface ServerOptions {
   /** The whole command, when it is not the bundle: the image's CMD through its entrypoint. */
   command?: string[]
   /**
-   * Runs the command under another: a `ulimit` in `sh -c`, `script` for a terminal, `env -u
-   * NODE_OPTIONS` to keep tap's loader out of a process whose memory or modules are measured.
+   * Runs the command under another: a `ulimit` in `sh -c`, `script` for a terminal.
    */
   wrap?: (command: string[]) => string[]
   /** Arguments after the command: --help, --healthcheck. */
@@ -128,15 +127,6 @@ export interface ServerOptions {
   until?: 'listening' | 'spawned'
   /** 'pipe' for a command that needs a stdin (`script`). */
   stdin?: 'ignore' | 'pipe'
-}
-
-/**
- * `command` through env(1) without NODE_OPTIONS: tap adds its process-tracking loader there for
- * every child, which would count in a proxy whose memory is measured. env execs the command, so
- * the pid stays the proxy's.
- */
-export function untracked (command: string[]): string[] {
-  return ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...command]
 }
 
 async function commandOf (options: ServerOptions): Promise<string[]> {

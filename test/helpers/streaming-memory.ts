@@ -8,7 +8,7 @@ import type { Test } from 'tap'
 import { Client } from 'undici'
 import { startUpstream } from '../helper.js'
 import { Digest, digestOf, generatedBody, peakResidentBytes, resetPeakResident } from './bodies.js'
-import { spawnServer, untracked } from './ops.js'
+import { spawnServer } from './ops.js'
 
 const MB = 1000 * 1000
 export const PEAK_RSS_LIMIT = 150 * MB
@@ -27,7 +27,7 @@ export async function uploadStreamsWithin (t: Test, size: number): Promise<void>
       }))
     })
   })
-  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url }, { wrap: untracked })
+  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url })
   const client = new Client(proxy.url)
   t.teardown(() => client.close())
 
@@ -58,7 +58,7 @@ export async function downloadStreamsWithin (t: Test, size: number): Promise<voi
     res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(size) })
     generatedBody(size, served).pipe(res)
   })
-  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url }, { wrap: untracked })
+  const proxy = await spawnServer(t, { UPSTREAM_URL: upstream.url })
   const client = new Client(proxy.url)
   t.teardown(() => client.close())
 

@@ -9,18 +9,15 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, 
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { startUpstream } from '../helper.js'
-import { root, spawnServer, untracked } from '../helpers/ops.js'
+import { root, spawnServer } from '../helpers/ops.js'
 import { handshake, makeCertificate, type TestCertificate } from '../helpers/tls.js'
 import { waitFor, within } from '../helpers/wait.js'
 
 const entrypoint = join(root, 'deploy/docker-entrypoint.sh')
 
-/**
- * The entrypoint before the server command. Without tap's NODE_OPTIONS hook, which would have
- * the proxy write its process record into .tap/ as the unprivileged user and exit 1 for EACCES.
- */
+/** The entrypoint before the server command, as the image runs it. */
 function imageCommand (command: string[]): string[] {
-  return untracked([entrypoint, ...command])
+  return [entrypoint, ...command]
 }
 const NOBODY = 65534
 
