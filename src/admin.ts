@@ -21,6 +21,8 @@ export interface ReadinessProbe {
    * temporary self-signed one a first start serves while it orders).
    */
   certificateIssued?: () => boolean
+  /** The certificate the HTTPS listener serves now, for its expiry in /metrics. */
+  servedCertificate?: () => Buffer | undefined
 }
 
 /**
@@ -29,7 +31,7 @@ export interface ReadinessProbe {
  */
 export async function buildAdminServer (config: Config, probe: ReadinessProbe, brake?: FailureLimiter): Promise<FastifyInstance> {
   const admin = Fastify({ logger: loggerOptions(config), logController: new LogController({ disableRequestLogging: true }) })
-  await admin.register(metrics)
+  await admin.register(metrics, { servedCertificate: probe.servedCertificate })
 
   admin.get('/livez', async () => ({ status: 'ok' }))
 

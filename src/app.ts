@@ -23,7 +23,7 @@ export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' 
      * The certificate the HTTPS listener was created with, and its files to watch for renewal;
      * with `tlsClientCaFile`, the client CA it was created with (src/build.ts).
      */
-    certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles' | 'clientCa' | 'clientCaFile' | 'acme'>
+    certificate?: Pick<TlsOptions, 'certificate' | 'certificateFiles' | 'clientCa' | 'clientCaFile' | 'acme' | 'onServed'>
     /**
      * Serve Immich for this host name only (nginx `server_name`) (a host constraint on every route of the app), so that
      * a shared Fastify server can carry its own routes on other hosts: Immich must own the root

@@ -16,6 +16,13 @@ import {
 } from '../plugins/tls/certificates.js'
 import { AcmeCertificates, type AcmeOptions } from '../plugins/tls/acme.js'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The main listener's certificate that new HTTPS connections get now (PEM); undefined on plain HTTP. */
+    servedCertificate: () => Buffer | undefined
+  }
+}
+
 /** Names a LAN user may type: this machine's name, localhost and every address it has. */
 function selfSignedNames (): string[] {
   const addresses = Object.values(networkInterfaces()).flat().map(info => info?.address).filter(address => address !== undefined)
@@ -112,13 +119,16 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
     maxEventLoopDelay: config.loadShedEventLoopDelay,
     maxRssBytes: config.loadShedMemory
   })
+  // the certificate new connections get now, for its expiry in /metrics (src/admin.ts)
+  let served = certificate?.pair.cert
+  server.decorate('servedCertificate', () => served)
   await server.register(app, {
     ...config,
     upstreamMaxConnections: limits.upstreamMaxConnections,
     accessKeyBrake: build.accessKeyBrake,
     certificate: certificate === undefined
       ? undefined
-      : { certificate: certificate.pair, certificateFiles: certificate.files, clientCa, clientCaFile: config.tlsClientCaFile, acme }
+      : { certificate: certificate.pair, certificateFiles: certificate.files, clientCa, clientCaFile: config.tlsClientCaFile, acme, onServed: cert => { served = cert } }
   })
   if (ownAcme !== undefined) {
     server.addHook('onListen', async () => ownAcme.start(server.log))

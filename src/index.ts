@@ -18,4 +18,4 @@ export { default as wellKnown, WELL_KNOWN_PATH, type WellKnownOptions } from '..
 export { default as websocket, type WebSocketOptions } from '../plugins/forwarding/websocket.js'
 export { default as proxy, type ProxyOptions } from '../plugins/forwarding/proxy.js'
 export { default as httpsRedirect, type HttpsRedirectOptions } from '../plugins/tls/https-redirect.js'
-export type { RequestStarted, RequestDone, WebSocketClosed, AccessKeyRefused } from '../plugins/observability/events.js'
+export type { RequestStarted, RequestDone, WebSocketClosed, AccessKeyRefused, AcmeOrdered } from '../plugins/observability/events.js'

@@ -39,7 +39,8 @@ export async function run (config: Config): Promise<Running> {
       : await (await import('./admin.js')).buildAdminServer(config, {
         underPressure: () => main.hasDecorator('isShedding') && main.isShedding(),
         closing: () => closing,
-        certificateIssued: acme === undefined ? undefined : () => acme.issued
+        certificateIssued: acme === undefined ? undefined : () => acme.issued,
+        servedCertificate: () => main.servedCertificate()
       }, brake)
     if (admin !== undefined) started.push(admin)
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { startUpstream } from './helper.js'
-import { getJson, startListeners } from './helpers/ops.js'
+import { getJson, metricsOf, sample, startListeners } from './helpers/ops.js'
 import { fileModes, getTrusted, restartOnSamePorts, withPebble, type Pebble } from './helpers/pebble.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -44,6 +44,10 @@ t.test('http-01: a certificate from the CA, answered on HTTP_PORT, kept across a
   t.same(JSON.parse(answer.body), { immich: '/api/assets' }, 'Immich answers through the proxy over the trusted certificate')
   t.match(answer.certificate.subjectaltname, `DNS:${DOMAIN}`, 'the certificate names the domain')
   t.equal(pebble.orders(), 1, 'one order')
+  const metrics = await metricsOf(first.adminUrl)
+  t.equal(sample(metrics, 'immich_proxy_certificate_expiry_timestamp_seconds', `domain="${DOMAIN}"`),
+    Math.floor(new Date(answer.certificate.valid_to).getTime() / 1000), '/metrics: the served certificate\'s expiry, by domain')
+  t.equal(sample(metrics, 'immich_proxy_acme_orders_total', 'result="issued"'), 1, '/metrics: one order issued')
 
   // the HTTP_PORT listener: the mobile app's probe still reaches Immich, and only tokens of an
   // order in progress are answered

@@ -50,7 +50,8 @@ t.test('tls-alpn-01: a certificate from the CA, answered on the HTTPS listener, 
     'acme-tls/1 with no challenge in progress is refused')
 
   t.same(fileModes(storage).filter(({ mode }) => mode !== 0o600), [], 'every stored file is 0600')
-  t.equal(fileModes(storage).length, 3, 'account key, certificate and key')
+  t.same(fileModes(storage).map(({ file }) => file.replace(/^.*\//, '')).sort(), ['account.key', 'fullchain.pem', 'orders.json', 'privkey.pem'],
+    'account key, certificate and key, and the record of orders')
 
   await first.running.close()
   const second = await restartOnSamePorts(async () => await startListeners(t, upstream.url, settings(pebble, { port })))

@@ -2,12 +2,15 @@
 // PromQL is looked up on the real admin listener, after traffic that makes each family appear.
 // A metric renamed or dropped in the code fails here, not as an empty panel on someone's screen.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
 import { metricsOf, root, sample, startListeners } from './helpers/ops.js'
+import { startPebble } from './helpers/pebble.js'
 import { waitFor } from './helpers/wait.js'
+import { closedPort } from './helpers/websocket.js'
 
 interface Target { expr: string }
 interface Panel { id: number, type: string, title: string, datasource?: { type: string, uid: string }, gridPos: { w: number, x: number }, targets?: Array<Target & { datasource: { uid: string } }> }
@@ -93,6 +96,19 @@ t.test('every metric the dashboard queries is on /metrics, and every metric of t
     return sample(metrics, 'immich_proxy_access_key_refusals_total', 'reason="missing"') === 1 &&
     sample(metrics, 'immich_proxy_requests_total', 'status_class="2xx"') === 1
   }, 5000, 'both requests to be counted', { last: () => metrics })
+  // a proxy with ACME_DOMAINS whose order fails (pebble validates where nothing listens): the
+  // served certificate's expiry and the order's result
+  const pebble = await startPebble(t, { tlsPort: await closedPort(), httpPort: await closedPort() })
+  const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
+  t.teardown(() => rmSync(storage, { recursive: true, force: true }))
+  const acme = await startListeners(t, upstream.url, { ACME_DOMAINS: 'photos.example.test', ACME_DIRECTORY: pebble.directory, ACME_CA_FILE: pebble.caFile, ACME_STORAGE: storage })
+  let acmeMetrics = ''
+  await waitFor(async () => {
+    acmeMetrics = await metricsOf(acme.adminUrl)
+    return sample(acmeMetrics, 'immich_proxy_acme_orders_total', 'result="failed"') === 1
+  }, 20_000,
+    'the failed order to be counted', { intervalMs: 200, last: () => acmeMetrics.split('\n').filter(line => line.startsWith('immich_proxy_')).join('\n') })
+  metrics += acmeMetrics
   const types = new Map([...metrics.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => [name, type]))
 
   const queries: Array<{ where: string, expr: string }> = [

@@ -28,8 +28,14 @@ export interface AccessKeyRefused {
   reason: 'missing' | 'wrong' | 'brake'
 }
 
+export interface AcmeOrdered {
+  /** issued: the CA's certificate was obtained; failed: the order ended without one. */
+  result: 'issued' | 'failed'
+}
+
 export const requestStarted = channel('immich-proxy:request-started')
 export const requestDone = channel('immich-proxy:request-done')
 export const websocketOpened = channel('immich-proxy:websocket-opened')
 export const websocketClosed = channel('immich-proxy:websocket-closed')
 export const accessKeyRefused = channel('immich-proxy:access-key-refused')
+export const acmeOrdered = channel('immich-proxy:acme-ordered')

@@ -1,8 +1,9 @@
 // Served on the admin listener only: on the proxied host, /metrics would shadow an Immich path.
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { X509Certificate } from 'node:crypto'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import type { AccessKeyRefused, RequestDone, RequestStarted, WebSocketClosed } from './events.js'
+import type { AccessKeyRefused, AcmeOrdered, RequestDone, RequestStarted, WebSocketClosed } from './events.js'
 
 export interface MetricsOptions {
   /**
@@ -10,6 +11,22 @@ export interface MetricsOptions {
    * metrics under their usual names (`process_*`, `nodejs_*`), the ones stock Node dashboards query.
    */
   registry?: Registry
+  /**
+   * The certificate the HTTPS listener serves now (PEM), read at each scrape for
+   * `immich_proxy_certificate_expiry_timestamp_seconds`. Default: none (no such series).
+   */
+  servedCertificate?: () => Buffer | undefined
+}
+
+/** The DNS names a certificate is for (its subjectAltName; its CN when it has none). */
+function namesOf (leaf: X509Certificate): string[] {
+  const alt = leaf.subjectAltName
+  if (alt !== undefined) {
+    const names = alt.split(', ').filter(entry => entry.startsWith('DNS:')).map(entry => entry.slice(4))
+    if (names.length > 0) return names
+  }
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(leaf.subject)?.[1]
+  return cn === undefined ? [] : [cn]
 }
 
 function statusClass (statusCode: number): string {
@@ -33,6 +50,27 @@ export default fp<MetricsOptions>(async function metrics (fastify, opts) {
     registers
   })
   const refusals = new Counter({ name: 'immich_proxy_access_key_refusals_total', help: 'Requests refused by the access key guard, by reason', labelNames: ['reason'], registers })
+  const orders = new Counter({ name: 'immich_proxy_acme_orders_total', help: 'Certificate orders to the ACME CA, by result (issued, failed)', labelNames: ['result'], registers })
+  const served = opts.servedCertificate
+  // parsed again only when the served certificate changes (a reload, a renewal)
+  let parsed: { pem: Buffer, names: string[], expiry: number } | undefined
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'immich_proxy_certificate_expiry_timestamp_seconds',
+    help: 'When the certificate the HTTPS listener serves expires (Unix time), by each name it is for',
+    labelNames: ['domain'],
+    registers,
+    collect () {
+      this.reset()
+      const pem = served?.()
+      if (pem === undefined) return
+      if (parsed?.pem !== pem) {
+        const leaf = new X509Certificate(pem)
+        parsed = { pem, names: namesOf(leaf), expiry: Math.floor(new Date(leaf.validTo).getTime() / 1000) }
+      }
+      for (const domain of parsed.names) this.set({ domain }, parsed.expiry)
+    }
+  })
 
   const handlers: Record<string, (message: unknown) => void> = {
     'immich-proxy:request-started': message => {
@@ -53,7 +91,8 @@ export default fp<MetricsOptions>(async function metrics (fastify, opts) {
       bytesIn.inc(closed.bytesFromClient)
       bytesOut.inc(closed.bytesToClient)
     },
-    'immich-proxy:access-key-refused': message => refusals.inc({ reason: (message as AccessKeyRefused).reason })
+    'immich-proxy:access-key-refused': message => refusals.inc({ reason: (message as AccessKeyRefused).reason }),
+    'immich-proxy:acme-ordered': message => orders.inc({ result: (message as AcmeOrdered).result })
   }
   for (const [name, handler] of Object.entries(handlers)) subscribe(name, handler)
   fastify.addHook('onClose', async () => {

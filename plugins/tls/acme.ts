@@ -1,6 +1,7 @@
 // Certificates from an ACME CA (Let's Encrypt by default), obtained by the proxy itself with
 // acme-client: the account key, the certificate and its key kept in a storage folder, the
 // challenges answered on the proxy's own listeners (http-01 on HTTP_PORT, tls-alpn-01 on HTTPS).
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { X509Certificate, createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent as HttpsAgent } from 'node:https'
@@ -8,6 +9,7 @@ import { join } from 'node:path'
 import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
 import { loadCertificatePair, selfSignedPair, type CertificatePair } from './certificates.js'
+import { acmeOrdered, type AcmeOrdered } from '../observability/events.js'
 
 export type AcmeChallengeType = 'http-01' | 'tls-alpn-01'
 
@@ -36,6 +38,81 @@ const RETRY_FIRST_MS = 60_000
 // the renewal check runs when the served certificate falls due, and at least this often
 const RENEWAL_CHECK_MAX_MS = 10 * 60_000
 const RETRY_LAST_MS = 3_600_000
+/**
+ * Orders per set of names in any hour, restarts included (the attempts are stored): Let's
+ * Encrypt allows 5 failed validations per name per hour, and a crash-looping container must not
+ * spend them.
+ */
+export const ORDERS_PER_HOUR = 5
+const HOUR_MS = 3_600_000
+
+/** Why an order failed, from the CA's problem type (RFC 8555 section 6.7) or the error. */
+export type AcmeFailureCause = 'dns' | 'connection' | 'caa' | 'rate-limit' | 'wrong-answer' | 'tls' | 'account' | 'ca-unreachable' | 'other'
+
+export interface AcmeProblem {
+  /** The problem type, without urn:ietf:params:acme:error: */
+  type?: string
+  detail?: string
+  /** When the CA said to come back (Retry-After, or the time a rate-limit message names). */
+  retryAt?: number
+}
+
+/** The cause of a failed order and what the user can do about it. */
+export function explain (error: Error, problem: AcmeProblem | undefined, challenge: AcmeChallengeType): { cause: AcmeFailureCause, advice: string } {
+  const type = problem?.type ?? ''
+  const text = `${problem?.detail ?? ''} ${error.message}`
+  const port = challenge === 'http-01' ? '80' : '443'
+  const listener = challenge === 'http-01' ? 'HTTP_PORT' : 'PORT'
+  if (type === 'rateLimited' || /rate ?limit|too many/i.test(text)) {
+    return { cause: 'rate-limit', advice: 'the CA\'s rate limit: the proxy waits as long as it asks; try changes against ACME_DIRECTORY=letsencrypt-staging first' }
+  }
+  if (type === 'caa' || /\bCAA\b/.test(text)) {
+    return { cause: 'caa', advice: 'a CAA record of the domain forbids this CA: add one allowing it (for Let\'s Encrypt: CAA 0 issue "letsencrypt.org") or remove the CAA records' }
+  }
+  if (type === 'dns' || /DNS problem|NXDOMAIN|SERVFAIL|no valid (A|AAAA)|looking up (A|AAAA|TXT)/i.test(text)) {
+    return { cause: 'dns', advice: 'the CA could not resolve the name: give every name in ACME_DOMAINS an A (and AAAA, if any) record with this host\'s public address' }
+  }
+  if (type === 'connection' || /connection refused|failed to connect|timeout during connect|firewall|connection reset/i.test(text)) {
+    return { cause: 'connection', advice: `the CA could not reach port ${port} of the name's address: open and forward port ${port} to this proxy's ${listener} (the CA validates from the internet)` }
+  }
+  if (type === 'unauthorized' || type === 'incorrectResponse' || /unauthorized|invalid response|incorrect/i.test(text)) {
+    return { cause: 'wrong-answer', advice: `something other than this proxy answered the challenge on port ${port}: check that the name's address and port forwarding lead here` }
+  }
+  if (type === 'tls') return { cause: 'tls', advice: `the CA's TLS connection to port ${port} failed: check that port ${port} reaches this proxy directly, without TLS terminated in front of it` }
+  if (type === 'externalAccountRequired' || type === 'accountDoesNotExist' || type === 'invalidContact') {
+    return { cause: 'account', advice: 'the CA refused the account: check ACME_EMAIL and, for CAs that require it, external account binding' }
+  }
+  if (problem === undefined) {
+    return { cause: 'ca-unreachable', advice: 'no answer from the ACME directory: check ACME_DIRECTORY, this host\'s DNS and outbound HTTPS (and ACME_CA_FILE for a private CA)' }
+  }
+  return { cause: 'other', advice: 'see the CA\'s message; the proxy retries on its own' }
+}
+
+/** The time a Retry-After header, or a rate-limit message's "retry after <date>", names. */
+function retryAtOf (header: unknown, detail: string | undefined, now = Date.now()): number | undefined {
+  if (typeof header === 'string' && header !== '') {
+    const seconds = Number(header)
+    if (Number.isFinite(seconds) && seconds > 0) return now + seconds * 1000
+    const date = Date.parse(header)
+    if (!Number.isNaN(date)) return date
+  }
+  const named = /retry after ([0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9:]+(?:\.[0-9]+)?(?: ?UTC|Z)?)/i.exec(detail ?? '')?.[1]
+  if (named === undefined) return undefined
+  const date = Date.parse(named.replace(' UTC', 'Z').replace(' ', 'T'))
+  return Number.isNaN(date) ? undefined : date
+}
+
+/** The problem a CA response carries: an error answer, or an authorization or challenge gone invalid. */
+export function problemOf (status: number, data: unknown, retryAfter: unknown): AcmeProblem | undefined {
+  const body = data as { type?: string, detail?: string, status?: string, error?: { type?: string, detail?: string }, challenges?: Array<{ error?: { type?: string, detail?: string } }> } | undefined
+  if (body === undefined || body === null || typeof body !== 'object') return undefined
+  const found = status >= 400
+    ? { type: body.type, detail: body.detail }
+    : body.status === 'invalid' ? body.error ?? body.challenges?.find(challenge => challenge.error !== undefined)?.error : undefined
+  if (found === undefined || (found.type === undefined && found.detail === undefined)) return undefined
+  const type = found.type?.replace(/^urn:ietf:params:acme:error:/, '')
+  return { type, detail: found.detail, retryAt: retryAtOf(retryAfter, found.detail) }
+}
 
 /**
  * The challenges this process is answering right now: an http-01 token's key authorization, a
@@ -125,6 +202,12 @@ export function describe (cert: Buffer | string, domains: string[]): { notBefore
   }
 }
 
+/** The folder of one CA's certificates and order record, so that staging's are never served once production is asked for. */
+export function caFolder (options: Pick<AcmeOptions, 'storage' | 'directory'>): string {
+  const url = new URL(options.directory)
+  return join(options.storage, `${url.host}${url.pathname}`.replace(/[^A-Za-z0-9.-]+/g, '_'))
+}
+
 const CERT_FILE = 'fullchain.pem'
 const KEY_FILE = 'privkey.pem'
 
@@ -157,6 +240,32 @@ function dueIn ({ notBefore, notAfter }: { notBefore: Date, notAfter: Date }, no
 // agent of that instance, with the system's roots, for this process's ACME traffic only.
 const trustedForAcme = new Map<string, string>()
 
+/** The order a request to the CA belongs to: where its last problem goes, and its log. */
+interface OrderContext { problem?: AcmeProblem, log?: FastifyBaseLogger }
+const orderContext = new AsyncLocalStorage<OrderContext>()
+let watchingResponses = false
+
+/**
+ * acme-client turns the CA's problem documents into plain messages: its axios instance's
+ * responses are read here for their type and Retry-After. Its own retries (429 and 5xx, up to 5,
+ * each after the Retry-After the CA sends) are reported as warnings.
+ */
+function watchResponses (acme: AcmeClientModule): void {
+  if (watchingResponses) return
+  watchingResponses = true
+  acme.axios.interceptors.response.use(response => {
+    const context = orderContext.getStore()
+    const problem = context === undefined ? undefined : problemOf(response.status, response.data, response.headers['retry-after'])
+    if (context !== undefined && problem !== undefined) context.problem = problem
+    return response
+  })
+  acme.setLogger(message => {
+    if (/retry-after|retry attempt/i.test(message)) orderContext.getStore()?.log?.warn({ acmeClient: message }, 'ACME: the CA asked to wait; acme-client retries')
+  })
+}
+
+const ATTEMPTS_FILE = 'orders.json'
+
 type AcmeClientModule = typeof import('acme-client')
 
 export interface AcmeEvents {
@@ -187,9 +296,7 @@ export class AcmeCertificates {
 
   /** Reads the stored certificate; a temporary self-signed one when none is still good. */
   static async open (options: AcmeOptions): Promise<AcmeCertificates> {
-    // one folder per CA, so that a certificate from staging is never served once production is asked for
-    const url = new URL(options.directory)
-    const directory = join(options.storage, `${url.host}${url.pathname}`.replace(/[^A-Za-z0-9.-]+/g, '_'))
+    const directory = caFolder(options)
     const stored = readPair(directory)
     return stored !== undefined && stillGood(stored.cert, options.domains)
       ? new AcmeCertificates(options, directory, stored, true)
@@ -240,27 +347,84 @@ export class AcmeCertificates {
     this.renewal = setTimeout(() => this.watchRenewal(), Math.min(dueIn, RENEWAL_CHECK_MAX_MS)).unref()
   }
 
+  /**
+   * Milliseconds until an order may go out: 0 unless ORDERS_PER_HOUR orders for any of these
+   * names went out in the last hour (by this process or before a restart).
+   */
+  private orderSlotIn (now = Date.now()): number {
+    const recent = this.attempts(now).filter(attempt => attempt.domains.some(domain => this.options.domains.includes(domain)))
+    if (recent.length < ORDERS_PER_HOUR) return 0
+    return Math.max(0, Math.min(...recent.map(attempt => attempt.at)) + HOUR_MS - now)
+  }
+
+  /** The order attempts of the last hour, as stored; an unreadable record counts as none. */
+  private attempts (now = Date.now()): Array<{ at: number, domains: string[] }> {
+    try {
+      const stored = JSON.parse(readFileSync(join(this.directory, ATTEMPTS_FILE), 'utf8')) as unknown
+      if (!Array.isArray(stored)) return []
+      return stored.filter((attempt): attempt is { at: number, domains: string[] } =>
+        typeof attempt?.at === 'number' && Array.isArray(attempt.domains) && now - attempt.at < HOUR_MS && attempt.at <= now)
+    } catch {
+      return []
+    }
+  }
+
+  private recordAttempt (now = Date.now()): void {
+    mkdirSync(this.directory, { recursive: true, mode: 0o700 })
+    writeAtomically(join(this.directory, ATTEMPTS_FILE), JSON.stringify([...this.attempts(now), { at: now, domains: this.options.domains }]))
+  }
+
   private order (): void {
-    this.obtain().then(pair => {
+    if (this.closed) return
+    let waitMs: number
+    try {
+      waitMs = this.orderSlotIn()
+      if (waitMs === 0) this.recordAttempt()
+    } catch (error) {
+      // the storage folder cannot be written: ordering would fail to keep the certificate too
+      this.failed(error as Error, undefined)
+      return
+    }
+    if (waitMs > 0) {
+      this.log?.warn({ domains: this.options.domains, retryInSeconds: Math.ceil(waitMs / 1000), ordersPerHour: ORDERS_PER_HOUR },
+        `ACME: ${ORDERS_PER_HOUR} orders for these names in the last hour; the next waits (the CA's limits on failed validations)`)
+      this.timer = setTimeout(() => this.order(), waitMs).unref()
+      return
+    }
+    const context: OrderContext = { log: this.log }
+    orderContext.run(context, async () => await this.obtain()).then(pair => {
+      acmeOrdered.publish({ result: 'issued' } satisfies AcmeOrdered)
       if (this.closed) return
       this.failures = 0
       this.current = pair
       this.issued = true
       for (const listener of this.listeners) listener(pair)
       this.watchRenewal()
-    }, (error: Error) => {
-      if (this.closed) return
-      const retryMs = Math.min(RETRY_FIRST_MS * 2 ** this.failures++, RETRY_LAST_MS)
-      this.log?.error({ err: { message: error.message }, domains: this.options.domains, retryInSeconds: retryMs / 1000 },
-        'ACME: no certificate obtained; the current one stays in service')
-      this.timer = setTimeout(() => this.order(), retryMs).unref()
-    })
+    }, (error: Error) => this.failed(error, context.problem))
+  }
+
+  /** Logs why, with what to do, and tries again after the back-off or the CA's Retry-After. */
+  private failed (error: Error, problem: AcmeProblem | undefined): void {
+    acmeOrdered.publish({ result: 'failed' } satisfies AcmeOrdered)
+    if (this.closed) return
+    const backoffMs = Math.min(RETRY_FIRST_MS * 2 ** this.failures++, RETRY_LAST_MS)
+    const retryMs = Math.max(backoffMs, (problem?.retryAt ?? 0) - Date.now())
+    const { cause, advice } = explain(error, problem, this.options.challenge)
+    this.log?.error({
+      err: { message: error.message },
+      cause,
+      problemType: problem?.type,
+      domains: this.options.domains,
+      retryInSeconds: Math.ceil(retryMs / 1000)
+    }, `ACME: no certificate obtained (${cause}): ${advice}. The current certificate stays in service`)
+    this.timer = setTimeout(() => this.order(), retryMs).unref()
   }
 
   private async obtain (): Promise<CertificatePair> {
     const { domains, email, challenge: wanted } = this.options
     // loaded only here: acme-client and its X.509 and HTTP libraries are start-up time for no one else
     const acme: AcmeClientModule = await import('acme-client')
+    watchResponses(acme)
     this.trustCa(acme)
     mkdirSync(this.directory, { recursive: true, mode: 0o700 })
     const accountKey = await this.accountKey(acme)

@@ -27,6 +27,8 @@ export interface TlsOptions {
    * connections, as a renewed file would be. Default: none.
    */
   acme?: Pick<AcmeCertificates, 'onCertificate'>
+  /** Called with each certificate put in service after the first (a reloaded file, an ACME one). */
+  onServed?: (cert: Buffer) => void
   /** How often the files are checked, in ms. Default 2000: a renewal is live within seconds. */
   reloadInterval?: number
   /**
@@ -93,7 +95,10 @@ export default fp<TlsOptions>(async function tls (fastify, opts) {
   // setSecureContext() replaces the whole context, so each reload passes the other file's content too
   let pair = opts.certificate
   let ca = opts.clientCa
-  const install = (): void => server.setSecureContext?.({ ...TLS_CONTEXT_OPTIONS, cert: pair.cert, key: pair.key, ...(ca === undefined ? {} : { ca }) })
+  const install = (): void => {
+    server.setSecureContext?.({ ...TLS_CONTEXT_OPTIONS, cert: pair.cert, key: pair.key, ...(ca === undefined ? {} : { ca }) })
+    opts.onServed?.(pair.cert)
+  }
   if (files !== undefined) {
     const watcher = watchCertificatePair(files, pair, next => {
       pair = next

@@ -23,14 +23,14 @@ export interface TestCertificate {
 
 /**
  * A self-signed server certificate for 127.0.0.1 and localhost. EC P-256 by default (fast to
- * make); `rsa` gives RSA 2048, what most Let's Encrypt users still have.
+ * make); `rsa` gives RSA 2048, what most Let's Encrypt users still have. Valid for `validDays`.
  */
-export async function makeCertificate (commonName = 'immich.test', keyType: 'ec' | 'rsa' = 'ec'): Promise<TestCertificate> {
+export async function makeCertificate (commonName = 'immich.test', keyType: 'ec' | 'rsa' = 'ec', validDays = 30): Promise<TestCertificate> {
   const generated = await generate([{ name: 'commonName', value: commonName }], {
     keyType,
     ...(keyType === 'ec' ? { curve: 'P-256' as const } : { keySize: 2048 }),
     algorithm: 'sha256',
-    notAfterDate: new Date(Date.now() + 30 * 24 * 3600 * 1000),
+    notAfterDate: new Date(Date.now() + validDays * 24 * 3600 * 1000),
     extensions: [
       { name: 'basicConstraints', cA: false },
       { name: 'extKeyUsage', serverAuth: true },
