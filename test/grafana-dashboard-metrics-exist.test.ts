@@ -107,7 +107,7 @@ t.test('every metric the dashboard queries is on /metrics, and every metric of t
     acmeMetrics = await metricsOf(acme.adminUrl)
     return sample(acmeMetrics, 'immich_proxy_acme_orders_total', 'result="failed"') === 1
   }, 20_000,
-    'the failed order to be counted', { intervalMs: 200, last: () => acmeMetrics.split('\n').filter(line => line.startsWith('immich_proxy_')).join('\n') })
+  'the failed order to be counted', { intervalMs: 200, last: () => acmeMetrics.split('\n').filter(line => line.startsWith('immich_proxy_')).join('\n') })
   metrics += acmeMetrics
   const types = new Map([...metrics.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => [name, type]))
 

@@ -29,7 +29,7 @@ t.test('TLS_CERT_FILE: the expiry of the certificate served, by domain, and of t
     now = await metricsOf(proxy.adminUrl)
     return sample(now, NAME, 'domain="immich.test"') === expiry(later.cert)
   }, 10_000,
-    'the renewed certificate\'s expiry', { intervalMs: 200, last: () => now.split('\n').filter(line => line.startsWith(NAME)).join('\n') })
+  'the renewed certificate\'s expiry', { intervalMs: 200, last: () => now.split('\n').filter(line => line.startsWith(NAME)).join('\n') })
   t.pass('the renewed file\'s expiry is shown once it is served')
 })
 
