@@ -24,8 +24,11 @@ export const SETTING_DEFAULTS = {
   ACME_DIRECTORY: 'letsencrypt',
   ACME_CA_FILE: '',
   ACME_STORAGE: './acme',
-  // empty: http-01 when HTTP_PORT is set, else tls-alpn-01
+  // empty: dns-01 when ACME_DNS_HOOK is set, else http-01 when HTTP_PORT is, else tls-alpn-01
   ACME_CHALLENGE: '',
+  ACME_DNS_HOOK: '',
+  ACME_EAB_KID: '',
+  ACME_EAB_HMAC_KEY: '',
   HTTP2: 'true',
   HSTS: 'max-age=31536000',
   HTTP_PORT: '',

@@ -5,6 +5,7 @@ import { Value } from '@sinclair/typebox/value'
 import proxyAddr from '@fastify/proxy-addr'
 import { SETTING_DEFAULTS, DEFAULTS } from '../plugins/defaults.js'
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './nginx-units.js'
+import type { AcmeChallengeType } from '../plugins/tls/acme.js'
 
 const BOOLEAN_PATTERN = '^(true|false)$'
 
@@ -70,8 +71,8 @@ export const EnvSchema = Type.Object({
   }),
   ACME_DOMAINS: Type.String({
     default: SETTING_DEFAULTS.ACME_DOMAINS,
-    pattern: '^([A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+( *, *[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+)*)?$',
-    description: 'comma-separated domain names: the main listener speaks HTTPS with a certificate the proxy obtains from an ACME CA (Let\'s Encrypt by default) and stores in ACME_STORAGE; until it has one, a temporary self-signed one. Setting it agrees to the CA\'s terms of service',
+    pattern: '^((\\*\\.)?[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+( *, *(\\*\\.)?[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+)*)?$',
+    description: 'comma-separated domain names: the main listener speaks HTTPS with a certificate the proxy obtains from an ACME CA (Let\'s Encrypt by default) and stores in ACME_STORAGE; until it has one, a temporary self-signed one. A wildcard (*.example.org) needs dns-01. Setting it agrees to the CA\'s terms of service',
     hint: 'a comma-separated list of domain names',
     examples: ['photos.example.org']
   }),
@@ -104,10 +105,30 @@ export const EnvSchema = Type.Object({
   }),
   ACME_CHALLENGE: Type.String({
     default: SETTING_DEFAULTS.ACME_CHALLENGE,
-    pattern: '^(http-01|tls-alpn-01)?$',
-    description: 'with ACME_DOMAINS: how the CA checks that the names point here: http-01 (answered on the HTTP_PORT listener, which the CA reaches on port 80) or tls-alpn-01 (answered on the HTTPS listener itself, which the CA reaches on port 443). Empty: http-01 when HTTP_PORT is set, else tls-alpn-01',
-    hint: 'http-01 or tls-alpn-01',
+    pattern: '^(http-01|tls-alpn-01|dns-01)?$',
+    description: 'with ACME_DOMAINS: how the CA checks the names: http-01 (answered on the HTTP_PORT listener, which the CA reaches on port 80), tls-alpn-01 (answered on the HTTPS listener itself, which the CA reaches on port 443) or dns-01 (a TXT record set through ACME_DNS_HOOK; for hosts the CA cannot reach, and wildcards). Empty: dns-01 when ACME_DNS_HOOK is set, else http-01 when HTTP_PORT is set, else tls-alpn-01',
+    hint: 'http-01, tls-alpn-01 or dns-01',
     examples: ['tls-alpn-01']
+  }),
+  ACME_DNS_HOOK: Type.String({
+    default: SETTING_DEFAULTS.ACME_DNS_HOOK,
+    description: 'with dns-01: an executable the proxy runs as `<hook> set <domain> <record name> <value>` before the CA checks, and `<hook> clear <domain> <record name> <value>` after; exit 0 once the TXT record is in place (or gone). Any DNS provider with a CLI or an API, without providers built in',
+    hint: 'a path to an executable',
+    examples: ['/usr/local/bin/acme-dns-hook']
+  }),
+  ACME_EAB_KID: Type.String({
+    default: SETTING_DEFAULTS.ACME_EAB_KID,
+    description: 'with ACME_DOMAINS: the key identifier of an external account binding, for CAs that require one (ZeroSSL, Google Trust Services, private CAs); with ACME_EAB_HMAC_KEY',
+    hint: 'the key identifier the CA gave',
+    examples: ['kid-1']
+  }),
+  ACME_EAB_HMAC_KEY: Type.String({
+    default: SETTING_DEFAULTS.ACME_EAB_HMAC_KEY,
+    pattern: '^[A-Za-z0-9_=-]*$',
+    description: 'with ACME_EAB_KID: the HMAC key of the external account binding, base64url as the CA gives it (never logged)',
+    hint: 'a base64url key',
+    secret: true,
+    examples: ['the-key-your-CA-gave-you']
   }),
   HTTP2: Type.String({
     default: SETTING_DEFAULTS.HTTP2,
@@ -385,9 +406,26 @@ export function parseConfig (env: Record<string, string | undefined>) {
     const other = tls.selfSigned ? 'TLS_SELF_SIGNED' : 'TLS_CERT_FILE/TLS_KEY_FILE'
     problems.set('ACME_DOMAINS', problem('ACME_DOMAINS', raw.ACME_DOMAINS, `is set together with ${other}; choose one way to get the certificate`))
   }
-  const acmeChallenge = raw.ACME_CHALLENGE === '' ? (raw.HTTP_PORT === '' ? 'tls-alpn-01' : 'http-01') : raw.ACME_CHALLENGE as 'http-01' | 'tls-alpn-01'
+  const acmeChallenge = raw.ACME_CHALLENGE !== ''
+    ? raw.ACME_CHALLENGE as AcmeChallengeType
+    : raw.ACME_DNS_HOOK !== '' ? 'dns-01' : raw.HTTP_PORT === '' ? 'tls-alpn-01' : 'http-01'
   if (acmeOn && acmeChallenge === 'http-01' && raw.HTTP_PORT === '') {
     problems.set('ACME_CHALLENGE', problem('ACME_CHALLENGE', raw.ACME_CHALLENGE, 'needs HTTP_PORT, the plain-HTTP listener the CA connects to (published on port 80)'))
+  }
+  if (acmeOn && acmeChallenge === 'dns-01' && raw.ACME_DNS_HOOK === '') {
+    problems.set('ACME_CHALLENGE', problem('ACME_CHALLENGE', raw.ACME_CHALLENGE, 'needs ACME_DNS_HOOK, the command that sets the TXT records'))
+  }
+  if (acmeOn && acmeChallenge !== 'dns-01' && raw.ACME_DNS_HOOK !== '') {
+    problems.set('ACME_DNS_HOOK', problem('ACME_DNS_HOOK', raw.ACME_DNS_HOOK, `is set while ACME_CHALLENGE=${raw.ACME_CHALLENGE}; the hook serves dns-01 only: leave ACME_CHALLENGE empty or set it to dns-01`))
+  }
+  const wildcard = acmeDomains.find(name => name.startsWith('*.'))
+  if (wildcard !== undefined && acmeChallenge !== 'dns-01' && !problems.has('ACME_CHALLENGE')) {
+    problems.set('ACME_DOMAINS', problem('ACME_DOMAINS', raw.ACME_DOMAINS, `names ${wildcard}: a CA checks a wildcard by dns-01 only, so set ACME_DNS_HOOK`))
+  }
+  if ((raw.ACME_EAB_KID === '') !== (raw.ACME_EAB_HMAC_KEY === '')) {
+    const missing: Name = raw.ACME_EAB_KID === '' ? 'ACME_EAB_KID' : 'ACME_EAB_HMAC_KEY'
+    const given: Name = missing === 'ACME_EAB_KID' ? 'ACME_EAB_HMAC_KEY' : 'ACME_EAB_KID'
+    problems.set(missing, problem(missing, '', `is empty while ${given} is set; an external account binding needs both`))
   }
   if (raw.TLS_CLIENT_CA_FILE !== '' && !tlsOn) {
     problems.set('TLS_CLIENT_CA_FILE', problem('TLS_CLIENT_CA_FILE', raw.TLS_CLIENT_CA_FILE, 'is set without TLS; client certificates come with the TLS handshake, so set TLS_CERT_FILE/TLS_KEY_FILE, TLS_SELF_SIGNED=true or ACME_DOMAINS'))
@@ -408,7 +446,9 @@ export function parseConfig (env: Record<string, string | undefined>) {
           directory: ACME_DIRECTORIES[raw.ACME_DIRECTORY] ?? raw.ACME_DIRECTORY,
           caFile: raw.ACME_CA_FILE === '' ? undefined : raw.ACME_CA_FILE,
           storage: raw.ACME_STORAGE,
-          challenge: acmeChallenge
+          challenge: acmeChallenge,
+          dnsHook: raw.ACME_DNS_HOOK === '' ? undefined : raw.ACME_DNS_HOOK,
+          externalAccountBinding: raw.ACME_EAB_KID === '' ? undefined : { kid: raw.ACME_EAB_KID, hmacKey: raw.ACME_EAB_HMAC_KEY }
         }
       : undefined,
     http2: raw.HTTP2 === 'true',

@@ -2,6 +2,7 @@
 // acme-client: the account key, the certificate and its key kept in a storage folder, the
 // challenges answered on the proxy's own listeners (http-01 on HTTP_PORT, tls-alpn-01 on HTTPS).
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { execFile } from 'node:child_process'
 import { X509Certificate, createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent as HttpsAgent } from 'node:https'
@@ -11,7 +12,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { loadCertificatePair, selfSignedPair, type CertificatePair } from './certificates.js'
 import { acmeOrdered, type AcmeOrdered } from '../observability/events.js'
 
-export type AcmeChallengeType = 'http-01' | 'tls-alpn-01'
+export type AcmeChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01'
 
 export interface AcmeOptions {
   /** The names the certificate is for; the first is its subject. */
@@ -25,6 +26,31 @@ export interface AcmeOptions {
   /** Folder of the account key and the certificates; created 0700 if missing. */
   storage: string
   challenge: AcmeChallengeType
+  /** For dns-01: run as `<hook> set|clear <domain> <record name> <value>`; exit 0 = done. */
+  dnsHook?: string
+  /** External account binding, for CAs that require one. */
+  externalAccountBinding?: { kid: string, hmacKey: string }
+}
+
+/** How long ACME_DNS_HOOK may take to set or clear a record (some wait for DNS propagation). */
+const DNS_HOOK_TIMEOUT_MS = 10 * 60_000
+
+/** ACME_DNS_HOOK failed: its exit and the end of what it wrote. */
+export class DnsHookError extends Error {}
+
+/** Runs ACME_DNS_HOOK; resolves when it exits 0. */
+export async function runDnsHook (hook: string, action: 'set' | 'clear', domain: string, record: string, value: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    execFile(hook, [action, domain, record, value], { timeout: DNS_HOOK_TIMEOUT_MS, maxBuffer: 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error === null) {
+        resolve()
+        return
+      }
+      const how = error.killed === true ? `was stopped after ${DNS_HOOK_TIMEOUT_MS / 1000} s` : typeof error.code === 'number' ? `exited with ${error.code}` : `could not run (${error.message})`
+      const said = `${stderr}${stdout}`.trim().split('\n').slice(-5).join(' | ')
+      reject(new DnsHookError(`ACME_DNS_HOOK ${hook} ${action} ${domain} ${record} ${how}${said === '' ? '' : `: ${said}`}`))
+    })
+  })
 }
 
 /** The ALPN protocol of tls-alpn-01 (RFC 8737). */
@@ -47,7 +73,7 @@ export const ORDERS_PER_HOUR = 5
 const HOUR_MS = 3_600_000
 
 /** Why an order failed, from the CA's problem type (RFC 8555 section 6.7) or the error. */
-export type AcmeFailureCause = 'dns' | 'connection' | 'caa' | 'rate-limit' | 'wrong-answer' | 'tls' | 'account' | 'ca-unreachable' | 'other'
+export type AcmeFailureCause = 'dns-hook' | 'dns' | 'connection' | 'caa' | 'rate-limit' | 'wrong-answer' | 'tls' | 'account' | 'ca-unreachable' | 'other'
 
 export interface AcmeProblem {
   /** The problem type, without urn:ietf:params:acme:error: */
@@ -61,6 +87,9 @@ export interface AcmeProblem {
 export function explain (error: Error, problem: AcmeProblem | undefined, challenge: AcmeChallengeType): { cause: AcmeFailureCause, advice: string } {
   const type = problem?.type ?? ''
   const text = `${problem?.detail ?? ''} ${error.message}`
+  if (error instanceof DnsHookError) {
+    return { cause: 'dns-hook', advice: 'the hook failed: run it by hand with the same arguments, as the user the proxy runs as, and check its credentials for the DNS provider' }
+  }
   const port = challenge === 'http-01' ? '80' : '443'
   const listener = challenge === 'http-01' ? 'HTTP_PORT' : 'PORT'
   if (type === 'rateLimited' || /rate ?limit|too many/i.test(text)) {
@@ -68,6 +97,9 @@ export function explain (error: Error, problem: AcmeProblem | undefined, challen
   }
   if (type === 'caa' || /\bCAA\b/.test(text)) {
     return { cause: 'caa', advice: 'a CAA record of the domain forbids this CA: add one allowing it (for Let\'s Encrypt: CAA 0 issue "letsencrypt.org") or remove the CAA records' }
+  }
+  if (challenge === 'dns-01' && (type === 'dns' || type === 'unauthorized' || /TXT|DNS problem/i.test(text))) {
+    return { cause: 'dns', advice: 'the CA did not find the TXT record: ACME_DNS_HOOK must set _acme-challenge.<name> in the zone the internet sees, and exit only once it is published' }
   }
   if (type === 'dns' || /DNS problem|NXDOMAIN|SERVFAIL|no valid (A|AAAA)|looking up (A|AAAA|TXT)/i.test(text)) {
     return { cause: 'dns', advice: 'the CA could not resolve the name: give every name in ACME_DOMAINS an A (and AAAA, if any) record with this host\'s public address' }
@@ -192,13 +224,14 @@ function readIfThere (file: string): Buffer | undefined {
   }
 }
 
-/** The certificate's dates, and whether it names every domain. */
+/** The certificate's dates, and whether it names every domain (a wildcard as itself). */
 export function describe (cert: Buffer | string, domains: string[]): { notBefore: Date, notAfter: Date, covers: boolean } {
   const leaf = new X509Certificate(cert)
+  const names = (leaf.subjectAltName ?? '').split(', ').filter(entry => entry.startsWith('DNS:')).map(entry => entry.slice(4).toLowerCase())
   return {
     notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),
-    covers: domains.every(domain => leaf.checkHost(domain, { wildcards: false }) !== undefined)
+    covers: domains.every(domain => domain.startsWith('*.') ? names.includes(domain) : leaf.checkHost(domain, { wildcards: false }) !== undefined)
   }
 }
 
@@ -247,8 +280,8 @@ let watchingResponses = false
 
 /**
  * acme-client turns the CA's problem documents into plain messages: its axios instance's
- * responses are read here for their type and Retry-After. Its own retries (429 and 5xx, up to 5,
- * each after the Retry-After the CA sends) are reported as warnings.
+ * responses are read here for their type and Retry-After. Its own retries (network errors, 429 and
+ * 5xx: up to 5, each after the Retry-After the CA sends, else 5 s more each time) are warnings.
  */
 function watchResponses (acme: AcmeClientModule): void {
   if (watchingResponses) return
@@ -260,7 +293,7 @@ function watchResponses (acme: AcmeClientModule): void {
     return response
   })
   acme.setLogger(message => {
-    if (/retry-after|retry attempt/i.test(message)) orderContext.getStore()?.log?.warn({ acmeClient: message }, 'ACME: the CA asked to wait; acme-client retries')
+    if (/retry attempt/i.test(message)) orderContext.getStore()?.log?.warn({ acmeClient: message }, 'ACME: a request to the CA failed or was asked to wait; acme-client tries again')
   })
 }
 
@@ -428,7 +461,7 @@ export class AcmeCertificates {
     this.trustCa(acme)
     mkdirSync(this.directory, { recursive: true, mode: 0o700 })
     const accountKey = await this.accountKey(acme)
-    const client = new acme.Client({ directoryUrl: this.options.directory, accountKey })
+    const client = new acme.Client({ directoryUrl: this.options.directory, accountKey, externalAccountBinding: this.options.externalAccountBinding })
     const [key, csr] = await acme.crypto.createCsr({ commonName: domains[0], altNames: domains }, await acme.crypto.createPrivateEcdsaKey())
     this.log?.info({ domains, challenge: wanted, directory: this.options.directory }, 'ACME: ordering a certificate')
     const cert = await client.auto({
@@ -441,7 +474,12 @@ export class AcmeCertificates {
       challengeCreateFn: async (authz, challenge, keyAuthorization) => {
         if (challenge.type !== wanted) throw new Error(`the CA offers no ${wanted} challenge for ${authz.identifier.value}`)
         if (challenge.type === 'http-01') this.challenges.setHttp01(challenge.token, keyAuthorization)
-        else {
+        else if (challenge.type === 'dns-01') {
+          // for *.example.org the CA asks about example.org: the record is the same
+          const domain = authz.identifier.value
+          await runDnsHook(this.options.dnsHook ?? '', 'set', domain, `_acme-challenge.${domain}`, keyAuthorization)
+          this.log?.info({ domain, record: `_acme-challenge.${domain}` }, 'ACME: TXT record set by ACME_DNS_HOOK')
+        } else {
           // an EC key like the served certificate's: OpenSSL keeps one certificate per key type, and
           // an RSA challenge certificate would sit beside the EC one, which an ECDSA-first client
           // such as the CA's validator would still be shown
@@ -449,9 +487,14 @@ export class AcmeCertificates {
           this.challenges.setTlsAlpn01(authz.identifier.value, { cert: alpnCert, key: alpnKey })
         }
       },
-      challengeRemoveFn: async (authz, challenge) => {
+      challengeRemoveFn: async (authz, challenge, keyAuthorization) => {
         if (challenge.type === 'http-01') this.challenges.clearHttp01(challenge.token)
-        else this.challenges.clearTlsAlpn01(authz.identifier.value)
+        else if (challenge.type === 'dns-01') {
+          const domain = authz.identifier.value
+          // a record left behind does no harm beyond clutter: said, not fatal
+          await runDnsHook(this.options.dnsHook ?? '', 'clear', domain, `_acme-challenge.${domain}`, keyAuthorization)
+            .catch((error: Error) => this.log?.warn({ err: { message: error.message } }, 'ACME: the TXT record could not be cleared'))
+        } else this.challenges.clearTlsAlpn01(authz.identifier.value)
       }
     })
     // the key first: a crash between the two leaves a pair that does not match, read as none

@@ -2,6 +2,7 @@
 // pebble-challtestsrv as its DNS server, so that every name resolves to 127.0.0.1 and pebble
 // validates challenges against the proxy's own listeners. Nothing leaves the machine.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
@@ -28,6 +29,8 @@ export interface Pebble {
   output: () => string
   /** How many orders pebble has created so far, counted in its log. */
   orders: () => number
+  /** pebble-challtestsrv's management API (http://127.0.0.1:<port>): /set-txt, /clear-txt. */
+  dnsManagement: string
   /** Kills both processes now rather than when the test ends. */
   stop: () => Promise<void>
 }
@@ -37,6 +40,8 @@ export interface PebbleOptions {
   httpPort?: number
   /** The port pebble connects to for tls-alpn-01 (the proxy's HTTPS listener). */
   tlsPort?: number
+  /** External account binding required, with these key identifiers and their HMAC keys (base64url). */
+  eab?: Record<string, string>
 }
 
 const PROGRAMS = ['pebble', 'pebble-challtestsrv']
@@ -94,7 +99,9 @@ async function startPebbleOnce (t: Test, options: PebbleOptions): Promise<Pebble
   const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-pebble-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   // pebble's own HTTPS (ACME API and management): a certificate for 127.0.0.1 the test trusts
-  const certificate = await makeCertificate('pebble.test')
+  // a name of its own: two pebbles in one test process are two CAs to trust, and OpenSSL finds an
+  // issuer by its name
+  const certificate = await makeCertificate(`pebble-${randomUUID()}.test`)
   const caFile = join(dir, 'pebble-api.pem')
   writeFileSync(caFile, certificate.cert)
   writeFileSync(join(dir, 'pebble-api.key'), certificate.key)
@@ -111,7 +118,8 @@ async function startPebbleOnce (t: Test, options: PebbleOptions): Promise<Pebble
       httpPort: options.httpPort ?? 80,
       tlsPort: options.tlsPort ?? 443,
       ocspResponderURL: '',
-      externalAccountBindingRequired: false
+      externalAccountBindingRequired: options.eab !== undefined,
+      ...(options.eab === undefined ? {} : { externalAccountMACKeys: options.eab })
     }
   }))
 
@@ -157,6 +165,7 @@ async function startPebbleOnce (t: Test, options: PebbleOptions): Promise<Pebble
       return await response.body.text()
     },
     output: pebble.output,
+    dnsManagement: `http://127.0.0.1:${challtestsrvPort}`,
     orders: () => pebble.output().match(/Added order/g)?.length ?? 0,
     stop: async () => { await Promise.all([pebble.stop(), dns.stop()]) }
   }
