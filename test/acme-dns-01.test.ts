@@ -2,63 +2,16 @@
 // pebble-challtestsrv: the hook sets and clears TXT records through challtestsrv's management API,
 // as a real hook would through a DNS provider's. A wildcard name works this way only. Also an
 // external account binding (ACME_EAB_KID / ACME_EAB_HMAC_KEY) with a CA that requires one.
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { startProxy, startUpstream } from './helper.js'
-import { getJson, startListeners, type Listeners } from './helpers/ops.js'
-import { getTrusted, startPebble, type Pebble } from './helpers/pebble.js'
+import { startListeners } from './helpers/ops.js'
+import { getTrusted, startPebble, waitIssued, writeDnsHook } from './helpers/pebble.js'
 import { waitFor } from './helpers/wait.js'
 
 const DOMAIN = 'photos.example.test'
-
-/**
- * A hook as a user would write one: `set` adds the value, `clear` removes that value only (a
- * wildcard and its base name share one record name, with a value each, validated at once), and
- * exit 0 only once the provider (challtestsrv here) has taken the change. Every call is logged.
- */
-function writeHook (dir: string, management: string): { hook: string, calls: () => Array<{ action: string, domain: string, record: string, value: string }> } {
-  const hook = join(dir, 'dns-hook.mjs')
-  const log = join(dir, 'calls.jsonl')
-  const state = join(dir, 'records.json')
-  writeFileSync(hook, `#!/usr/bin/env node
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
-const [action, domain, record, value] = process.argv.slice(2)
-appendFileSync(${JSON.stringify(log)}, JSON.stringify({ action, domain, record, value }) + '\\n')
-const records = existsSync(${JSON.stringify(state)}) ? JSON.parse(readFileSync(${JSON.stringify(state)}, 'utf8')) : {}
-const values = (records[record] ?? []).filter(v => v !== value)
-if (action === 'set') values.push(value)
-records[record] = values
-writeFileSync(${JSON.stringify(state)}, JSON.stringify(records))
-const post = async (path, body) => {
-  const response = await fetch(${JSON.stringify(management)} + path, { method: 'POST', body: JSON.stringify(body) })
-  if (!response.ok) { console.error(path, response.status); process.exit(1) }
-}
-await post('/clear-txt', { host: record + '.' })
-for (const v of values) await post('/set-txt', { host: record + '.', value: v })
-`)
-  chmodSync(hook, 0o755)
-  return {
-    hook,
-    calls: () => {
-      try {
-        return readFileSync(log, 'utf8').split('\n').filter(Boolean).map(line => JSON.parse(line) as { action: string, domain: string, record: string, value: string })
-      } catch {
-        return []
-      }
-    }
-  }
-}
-
-async function waitIssued (t: Test, proxy: Listeners, pebble: Pebble): Promise<void> {
-  let readiness: unknown
-  await waitFor(async () => {
-    readiness = await getJson(`${proxy.adminUrl}/readyz`)
-    return (readiness as { status: number }).status === 200
-  }, 30_000, 'the certificate to be issued', { intervalMs: 200, last: () => `${JSON.stringify(readiness)}\n${pebble.output()}` })
-  t.pass('ready: the CA\'s certificate is served')
-}
 
 t.test('dns-01: a certificate for a name and its wildcard, the TXT records set and cleared by the hook', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : 'immich'))
@@ -66,7 +19,7 @@ t.test('dns-01: a certificate for a name and its wildcard, the TXT records set a
   const pebble = await startPebble(t)
   const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-dns-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const { hook, calls } = writeHook(dir, pebble.dnsManagement)
+  const { hook, calls } = writeDnsHook(dir, pebble.dnsManagement)
   const proxy = await startListeners(t, upstream.url, {
     ACME_DOMAINS: `${DOMAIN},*.${DOMAIN}`,
     ACME_DNS_HOOK: hook,
@@ -123,7 +76,7 @@ t.test('external account binding: refused without it (named), issued with it', a
   const pebble = await startPebble(t, { eab: { [KID]: HMAC } })
   const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-eab-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const { hook } = writeHook(dir, pebble.dnsManagement)
+  const { hook } = writeDnsHook(dir, pebble.dnsManagement)
   const settings = { ACME_DOMAINS: DOMAIN, ACME_DNS_HOOK: hook, ACME_DIRECTORY: pebble.directory, ACME_CA_FILE: pebble.caFile, ACME_STORAGE: join(dir, 'acme') }
 
   const without = await startProxy(t, upstream.url, { ...settings, LOG_LEVEL: 'warn' })

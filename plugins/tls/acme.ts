@@ -11,6 +11,7 @@ import { createSecureContext, rootCertificates, type SecureContext, type TLSSock
 import type { FastifyBaseLogger } from 'fastify'
 import { loadCertificatePair, selfSignedPair, type CertificatePair } from './certificates.js'
 import { acmeOrdered, type AcmeOrdered } from '../observability/events.js'
+import { StorageLock } from './storage-lock.js'
 
 export type AcmeChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01'
 
@@ -298,6 +299,7 @@ function watchResponses (acme: AcmeClientModule): void {
 }
 
 const ATTEMPTS_FILE = 'orders.json'
+const LOCK_FILE = 'order.lock'
 
 type AcmeClientModule = typeof import('acme-client')
 
@@ -409,31 +411,51 @@ export class AcmeCertificates {
 
   private order (): void {
     if (this.closed) return
-    let waitMs: number
-    try {
-      waitMs = this.orderSlotIn()
-      if (waitMs === 0) this.recordAttempt()
-    } catch (error) {
-      // the storage folder cannot be written: ordering would fail to keep the certificate too
-      this.failed(error as Error, undefined)
-      return
-    }
-    if (waitMs > 0) {
-      this.log?.warn({ domains: this.options.domains, retryInSeconds: Math.ceil(waitMs / 1000), ordersPerHour: ORDERS_PER_HOUR },
-        `ACME: ${ORDERS_PER_HOUR} orders for these names in the last hour; the next waits (the CA's limits on failed validations)`)
-      this.timer = setTimeout(() => this.order(), waitMs).unref()
-      return
-    }
     const context: OrderContext = { log: this.log }
-    orderContext.run(context, async () => await this.obtain()).then(pair => {
+    this.orderOnce(context).catch((error: Error) => this.failed(error, context.problem))
+  }
+
+  /** Puts a CA-issued pair in service (new connections get it) and watches for its renewal. */
+  private serve (pair: CertificatePair): void {
+    this.failures = 0
+    this.current = pair
+    this.issued = true
+    for (const listener of this.listeners) listener(pair)
+    this.watchRenewal()
+  }
+
+  /**
+   * One order, under the storage's lock: proxies sharing ACME_STORAGE order once, and the others
+   * serve what it stored. Waits while another holds the lock, then reads the storage first.
+   */
+  private async orderOnce (context: OrderContext): Promise<void> {
+    mkdirSync(this.directory, { recursive: true, mode: 0o700 })
+    const lock = await StorageLock.acquire(join(this.directory, LOCK_FILE), () => this.closed, holder => {
+      this.log?.info({ domains: this.options.domains, holder }, 'ACME: another proxy sharing ACME_STORAGE is ordering; waiting for it')
+    })
+    if (lock === undefined) return
+    try {
+      const stored = readPair(this.directory)
+      if (stored !== undefined && !stored.cert.equals(this.current.cert) && stillGood(stored.cert, this.options.domains)) {
+        const { notAfter } = describe(stored.cert, this.options.domains)
+        this.log?.info({ domains: this.options.domains, expires: notAfter.toISOString() }, 'ACME: serving the certificate another proxy stored; no order needed')
+        this.serve(stored)
+        return
+      }
+      const waitMs = this.orderSlotIn()
+      if (waitMs > 0) {
+        this.log?.warn({ domains: this.options.domains, retryInSeconds: Math.ceil(waitMs / 1000), ordersPerHour: ORDERS_PER_HOUR },
+          `ACME: ${ORDERS_PER_HOUR} orders for these names in the last hour; the next waits (the CA's limits on failed validations)`)
+        this.timer = setTimeout(() => this.order(), waitMs).unref()
+        return
+      }
+      this.recordAttempt()
+      const pair = await orderContext.run(context, async () => await this.obtain())
       acmeOrdered.publish({ result: 'issued' } satisfies AcmeOrdered)
-      if (this.closed) return
-      this.failures = 0
-      this.current = pair
-      this.issued = true
-      for (const listener of this.listeners) listener(pair)
-      this.watchRenewal()
-    }, (error: Error) => this.failed(error, context.problem))
+      if (!this.closed) this.serve(pair)
+    } finally {
+      lock.release()
+    }
   }
 
   /** Logs why, with what to do, and tries again after the back-off or the CA's Retry-After. */

@@ -4,7 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -13,6 +13,7 @@ import type { PeerCertificate, TLSSocket } from 'node:tls'
 import type { Test } from 'tap'
 import { Agent, request } from 'undici'
 import { makeCertificate } from './tls.js'
+import { getJson, type Listeners } from './ops.js'
 import { waitFor } from './wait.js'
 import { closedPort } from './websocket.js'
 
@@ -241,4 +242,52 @@ export function fileModes (dir: string): Array<{ file: string, mode: number }> {
     .map(file => ({ file, stats: statSync(join(dir, file)) }))
     .filter(({ stats }) => stats.isFile())
     .map(({ file, stats }) => ({ file, mode: stats.mode & 0o777 }))
+}
+
+/**
+ * A hook as a user would write one: `set` adds the value, `clear` removes that value only (a
+ * wildcard and its base name share one record name, with a value each, validated at once), and
+ * exit 0 only once the provider (challtestsrv here) has taken the change. Every call is logged.
+ */
+export function writeDnsHook (dir: string, management: string): { hook: string, calls: () => Array<{ action: string, domain: string, record: string, value: string }> } {
+  const hook = join(dir, 'dns-hook.mjs')
+  const log = join(dir, 'calls.jsonl')
+  const state = join(dir, 'records.json')
+  writeFileSync(hook, `#!/usr/bin/env node
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+const [action, domain, record, value] = process.argv.slice(2)
+appendFileSync(${JSON.stringify(log)}, JSON.stringify({ action, domain, record, value }) + '\\n')
+const records = existsSync(${JSON.stringify(state)}) ? JSON.parse(readFileSync(${JSON.stringify(state)}, 'utf8')) : {}
+const values = (records[record] ?? []).filter(v => v !== value)
+if (action === 'set') values.push(value)
+records[record] = values
+writeFileSync(${JSON.stringify(state)}, JSON.stringify(records))
+const post = async (path, body) => {
+  const response = await fetch(${JSON.stringify(management)} + path, { method: 'POST', body: JSON.stringify(body) })
+  if (!response.ok) { console.error(path, response.status); process.exit(1) }
+}
+await post('/clear-txt', { host: record + '.' })
+for (const v of values) await post('/set-txt', { host: record + '.', value: v })
+`)
+  chmodSync(hook, 0o755)
+  return {
+    hook,
+    calls: () => {
+      try {
+        return readFileSync(log, 'utf8').split('\n').filter(Boolean).map(line => JSON.parse(line) as { action: string, domain: string, record: string, value: string })
+      } catch {
+        return []
+      }
+    }
+  }
+}
+
+/** Waits until /readyz says the CA's certificate is served. */
+export async function waitIssued (t: Test, proxy: Listeners, pebble: Pebble): Promise<void> {
+  let readiness: unknown
+  await waitFor(async () => {
+    readiness = await getJson(`${proxy.adminUrl}/readyz`)
+    return (readiness as { status: number }).status === 200
+  }, 30_000, 'the certificate to be issued', { intervalMs: 200, last: () => `${JSON.stringify(readiness)}\n${pebble.output()}` })
+  t.pass('ready: the CA\'s certificate is served')
 }
