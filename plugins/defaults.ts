@@ -29,6 +29,7 @@ export const SETTING_DEFAULTS = {
   ACME_DNS_HOOK: '',
   ACME_EAB_KID: '',
   ACME_EAB_HMAC_KEY: '',
+  ACME_PROFILE: '',
   HTTP2: 'true',
   HSTS: 'max-age=31536000',
   HTTP_PORT: '',

@@ -130,6 +130,13 @@ export const EnvSchema = Type.Object({
     secret: true,
     examples: ['the-key-your-CA-gave-you']
   }),
+  ACME_PROFILE: Type.String({
+    default: SETTING_DEFAULTS.ACME_PROFILE,
+    pattern: '^[A-Za-z0-9._-]*$',
+    description: 'with ACME_DOMAINS: a certificate profile the CA offers (Let\'s Encrypt: classic, tlsserver, or shortlived for 6-day certificates, renewed after 4), asked for only if the CA\'s directory lists it; otherwise a warning at start and the CA\'s default',
+    hint: 'a profile name',
+    examples: ['shortlived']
+  }),
   HTTP2: Type.String({
     default: SETTING_DEFAULTS.HTTP2,
     pattern: BOOLEAN_PATTERN,
@@ -448,7 +455,8 @@ export function parseConfig (env: Record<string, string | undefined>) {
           storage: raw.ACME_STORAGE,
           challenge: acmeChallenge,
           dnsHook: raw.ACME_DNS_HOOK === '' ? undefined : raw.ACME_DNS_HOOK,
-          externalAccountBinding: raw.ACME_EAB_KID === '' ? undefined : { kid: raw.ACME_EAB_KID, hmacKey: raw.ACME_EAB_HMAC_KEY }
+          externalAccountBinding: raw.ACME_EAB_KID === '' ? undefined : { kid: raw.ACME_EAB_KID, hmacKey: raw.ACME_EAB_HMAC_KEY },
+          profile: raw.ACME_PROFILE === '' ? undefined : raw.ACME_PROFILE
         }
       : undefined,
     http2: raw.HTTP2 === 'true',

@@ -31,6 +31,8 @@ export interface AcmeOptions {
   dnsHook?: string
   /** External account binding, for CAs that require one. */
   externalAccountBinding?: { kid: string, hmacKey: string }
+  /** A certificate profile (Let's Encrypt: classic, tlsserver, shortlived), asked for only if the directory lists it. */
+  profile?: string
 }
 
 /** How long ACME_DNS_HOOK may take to set or clear a record (some wait for DNS propagation). */
@@ -303,6 +305,12 @@ const LOCK_FILE = 'order.lock'
 
 type AcmeClientModule = typeof import('acme-client')
 
+/** What the proxy reads of an ACME directory beyond acme-client (profiles; RFC 9773's renewalInfo). */
+interface AcmeDirectory {
+  meta?: { profiles?: Record<string, string> }
+  renewalInfo?: string
+}
+
 export interface AcmeEvents {
   /** A CA-issued certificate is ready to serve (the stored one at start, or a new one). */
   onCertificate: (pair: CertificatePair) => void
@@ -322,6 +330,8 @@ export class AcmeCertificates {
   private renewal: NodeJS.Timeout | undefined
   private failures = 0
   private closed = false
+  private directoryRead: Promise<AcmeDirectory> | undefined
+  private profileWarned = false
   private log: FastifyBaseLogger | undefined
 
   private constructor (readonly options: AcmeOptions, private readonly directory: string, current: CertificatePair, issued: boolean) {
@@ -348,6 +358,12 @@ export class AcmeCertificates {
   /** Orders a certificate unless the one served is the CA's and still good; retries failures. */
   start (log: FastifyBaseLogger): void {
     this.log = log
+    // said at start, not only at the next order, which may be weeks away
+    if (this.options.profile !== undefined) {
+      import('acme-client').then(async acme => await this.profileToAsk(acme)).catch((error: Error) => {
+        log.warn({ err: { message: error.message } }, 'ACME: the directory could not be read to check ACME_PROFILE; checked again at the next order')
+      })
+    }
     if (this.issued) {
       const { notAfter } = describe(this.current.cert, this.options.domains)
       log.info({ domains: this.options.domains, expires: notAfter.toISOString() }, 'ACME: serving the stored certificate; no order needed')
@@ -356,6 +372,32 @@ export class AcmeCertificates {
     }
     log.warn({ domains: this.options.domains }, 'ACME: serving a temporary self-signed certificate while one is ordered')
     this.order()
+  }
+
+  /** The CA's directory, read once per process (acme-client reads its own copy too). */
+  private async directoryDocument (acme: AcmeClientModule): Promise<AcmeDirectory> {
+    this.trustCa(acme)
+    this.directoryRead ??= acme.axios.get<AcmeDirectory>(this.options.directory).then(response => {
+      if (response.status !== 200 || typeof response.data !== 'object' || response.data === null) {
+        throw new Error(`the ACME directory ${this.options.directory} answered ${response.status}`)
+      }
+      return response.data
+    })
+    this.directoryRead.catch(() => { this.directoryRead = undefined })
+    return await this.directoryRead
+  }
+
+  /** ACME_PROFILE if the CA offers it; otherwise undefined, with one warning naming what it offers. */
+  private async profileToAsk (acme: AcmeClientModule): Promise<string | undefined> {
+    const profile = this.options.profile
+    if (profile === undefined) return undefined
+    const offered = Object.keys((await this.directoryDocument(acme)).meta?.profiles ?? {})
+    if (offered.includes(profile)) return profile
+    if (!this.profileWarned) {
+      this.profileWarned = true
+      this.log?.warn({ profile, offered }, `ACME: ACME_PROFILE=${profile} is not a profile this CA offers (${offered.length === 0 ? 'it offers none' : `it offers ${offered.join(', ')}`}); ordering without one, the CA's default`)
+    }
+    return undefined
   }
 
   close (): void {
@@ -484,8 +526,14 @@ export class AcmeCertificates {
     mkdirSync(this.directory, { recursive: true, mode: 0o700 })
     const accountKey = await this.accountKey(acme)
     const client = new acme.Client({ directoryUrl: this.options.directory, accountKey, externalAccountBinding: this.options.externalAccountBinding })
+    // auto() places the order itself, with identifiers only: the profile joins its payload here
+    const profile = await this.profileToAsk(acme)
+    if (profile !== undefined) {
+      const createOrder = client.createOrder.bind(client)
+      client.createOrder = async data => await createOrder({ ...data, profile } as typeof data)
+    }
     const [key, csr] = await acme.crypto.createCsr({ commonName: domains[0], altNames: domains }, await acme.crypto.createPrivateEcdsaKey())
-    this.log?.info({ domains, challenge: wanted, directory: this.options.directory }, 'ACME: ordering a certificate')
+    this.log?.info({ domains, challenge: wanted, directory: this.options.directory, profile }, 'ACME: ordering a certificate')
     const cert = await client.auto({
       csr,
       email,

@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { request as httpsRequest } from 'node:https'
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -290,4 +290,66 @@ export async function waitIssued (t: Test, proxy: Listeners, pebble: Pebble): Pr
     return (readiness as { status: number }).status === 200
   }, 30_000, 'the certificate to be issued', { intervalMs: 200, last: () => `${JSON.stringify(readiness)}\n${pebble.output()}` })
   t.pass('ready: the CA\'s certificate is served')
+}
+
+export interface DirectoryStandIn {
+  /** https://127.0.0.1:<port>/dir: pebble's directory with what pebble 2.4 lacks added. */
+  directory: string
+  /** PEM file trusting both pebble's API and the stand-in (what ACME_CA_FILE takes). */
+  caFile: string
+  /** The certificate IDs asked about at renewalInfo, in order. */
+  renewalInfoAsked: string[]
+}
+
+export interface DirectoryAdditions {
+  /** meta.profiles, as Let's Encrypt lists them. */
+  profiles?: Record<string, string>
+  /** RFC 9773: answers GET <renewalInfo>/<certID>; the directory lists renewalInfo when given. */
+  renewalInfo?: (certId: string) => { status: number, body: unknown, retryAfter?: string }
+}
+
+/**
+ * pebble 2.4 predates ACME profiles and ARI (RFC 9773): this HTTPS server serves pebble's
+ * directory with `meta.profiles` and `renewalInfo` added, and answers renewalInfo itself; every
+ * other URL in the directory is still pebble's, so accounts, orders and certificates are pebble's.
+ */
+export async function startDirectoryStandIn (t: Test, pebble: Pebble, additions: DirectoryAdditions): Promise<DirectoryStandIn> {
+  const certificate = await makeCertificate(`ca-stand-in-${randomUUID()}.test`)
+  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-ca-stand-in-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const caFile = join(dir, 'ca.pem')
+  writeFileSync(caFile, `${pebble.ca.trim()}\n${certificate.cert.trim()}\n`)
+  const dispatcher = new Agent({ connect: { ca: pebble.ca } })
+  t.teardown(async () => await dispatcher.close())
+  const renewalInfoAsked: string[] = []
+  let base = ''
+  const server = createHttpsServer({ cert: certificate.cert, key: certificate.key }, (req, res) => {
+    const answer = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
+      res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body))
+    }
+    if (req.url === '/dir') {
+      request(pebble.directory, { dispatcher }).then(async response => {
+        const directory = await response.body.json() as Record<string, unknown> & { meta?: Record<string, unknown> }
+        answer(200, {
+          ...directory,
+          meta: { ...directory.meta, ...(additions.profiles === undefined ? {} : { profiles: additions.profiles }) },
+          ...(additions.renewalInfo === undefined ? {} : { renewalInfo: `${base}/renewal-info` })
+        })
+      }, (error: Error) => answer(502, { detail: error.message }))
+      return
+    }
+    const certId = /^\/renewal-info\/([A-Za-z0-9_.-]+)$/.exec(req.url ?? '')?.[1]
+    if (certId !== undefined && additions.renewalInfo !== undefined && req.method === 'GET') {
+      renewalInfoAsked.push(certId)
+      const { status, body, retryAfter } = additions.renewalInfo(certId)
+      answer(status, body, retryAfter === undefined ? {} : { 'retry-after': retryAfter })
+      return
+    }
+    answer(404, { type: 'urn:ietf:params:acme:error:malformed', detail: 'not here' })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => await new Promise(resolve => server.close(resolve)))
+  base = `https://127.0.0.1:${(server.address() as { port: number }).port}`
+  return { directory: `${base}/dir`, caFile, renewalInfoAsked }
 }
