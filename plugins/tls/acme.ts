@@ -67,6 +67,10 @@ const RETRY_FIRST_MS = 60_000
 // the renewal check runs when the served certificate falls due, and at least this often
 const RENEWAL_CHECK_MAX_MS = 10 * 60_000
 const RETRY_LAST_MS = 3_600_000
+/** ARI: asked again after the CA's Retry-After, 6 h without one (RFC 9773's advice), within 1 s to 24 h. */
+const ARI_DEFAULT_RECHECK_MS = 6 * 3_600_000
+const ARI_MAX_RECHECK_MS = 24 * 3_600_000
+const ARI_FAILED_RECHECK_MS = 3_600_000
 /**
  * Orders per set of names in any hour, restarts included (the attempts are stored): Let's
  * Encrypt allows 5 failed validations per name per hour, and a crash-looping container must not
@@ -135,6 +139,18 @@ function retryAtOf (header: unknown, detail: string | undefined, now = Date.now(
   if (named === undefined) return undefined
   const date = Date.parse(named.replace(' UTC', 'Z').replace(' ', 'T'))
   return Number.isNaN(date) ? undefined : date
+}
+
+/**
+ * RFC 9773's identifier of a certificate: its Authority Key Identifier and its serial number
+ * (the DER integer's bytes), each base64url, joined by a dot.
+ */
+export async function renewalCertId (cert: Buffer | string): Promise<string> {
+  const x509 = await import('@peculiar/x509')
+  const leaf = new x509.X509Certificate(cert.toString())
+  const keyId = leaf.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId
+  if (keyId === undefined) throw new Error('the certificate has no Authority Key Identifier')
+  return `${Buffer.from(keyId, 'hex').toString('base64url')}.${Buffer.from(leaf.serialNumber, 'hex').toString('base64url')}`
 }
 
 /** The problem a CA response carries: an error answer, or an authorization or challenge gone invalid. */
@@ -331,6 +347,8 @@ export class AcmeCertificates {
   private failures = 0
   private closed = false
   private directoryRead: Promise<AcmeDirectory> | undefined
+  /** What ARI said about `cert`: when to renew (none: the lifetime rule) and when to ask again. */
+  private ari: { cert: Buffer, renewAt?: number, askAgainAt: number, window?: string, certId?: string } | undefined
   private profileWarned = false
   private log: FastifyBaseLogger | undefined
 
@@ -414,14 +432,63 @@ export class AcmeCertificates {
   private watchRenewal (): void {
     clearTimeout(this.renewal)
     if (this.closed) return
-    const dueIn = renewalDueIn(this.current.cert)
-    if (dueIn === 0) {
+    const now = Date.now()
+    const ari = this.ari?.cert === this.current.cert ? this.ari : undefined
+    // the CA's window when it gives one (RFC 9773), else a third of the lifetime left
+    const dueAt = ari?.renewAt ?? now + renewalDueIn(this.current.cert, now)
+    if (dueAt <= now) {
       const { notAfter } = describe(this.current.cert, this.options.domains)
-      this.log?.info({ domains: this.options.domains, expires: notAfter.toISOString() }, 'ACME: a third of the certificate\'s lifetime is left; renewing')
+      this.log?.info({ domains: this.options.domains, expires: notAfter.toISOString() }, ari?.renewAt !== undefined
+        ? 'ACME: the CA\'s renewal window (ARI) has come; renewing'
+        : 'ACME: a third of the certificate\'s lifetime is left; renewing')
       this.order()
       return
     }
-    this.renewal = setTimeout(() => this.watchRenewal(), Math.min(dueIn, RENEWAL_CHECK_MAX_MS)).unref()
+    if (ari === undefined || ari.askAgainAt <= now) {
+      this.askRenewalInfo().catch(() => {}).finally(() => this.watchRenewal())
+      return
+    }
+    this.renewal = setTimeout(() => this.watchRenewal(), Math.min(dueAt, ari.askAgainAt, now + RENEWAL_CHECK_MAX_MS) - now).unref()
+  }
+
+  /**
+   * Asks the CA's renewalInfo (RFC 9773) when to renew the served certificate: a moment chosen at
+   * random in its suggested window (now if the window has passed: a revocation, say), asked again
+   * after its Retry-After. A CA without ARI, or one that fails to answer, leaves the lifetime rule.
+   */
+  private async askRenewalInfo (): Promise<void> {
+    const cert = this.current.cert
+    const now = Date.now()
+    try {
+      const acme: AcmeClientModule = await import('acme-client')
+      const url = (await this.directoryDocument(acme)).renewalInfo
+      if (url === undefined) {
+        this.ari = { cert, askAgainAt: Number.POSITIVE_INFINITY }
+        return
+      }
+      const certId = await renewalCertId(cert)
+      const response = await acme.axios.get<{ suggestedWindow?: { start?: string, end?: string }, explanationURL?: string }>(`${url.replace(/\/$/, '')}/${certId}`, { validateStatus: () => true })
+      const retryAt = retryAtOf(response.headers['retry-after'], undefined, now)
+      const askAgainAt = Math.min(Math.max(retryAt ?? now + ARI_DEFAULT_RECHECK_MS, now + 1000), now + ARI_MAX_RECHECK_MS)
+      const start = Date.parse(response.data?.suggestedWindow?.start ?? '')
+      const end = Date.parse(response.data?.suggestedWindow?.end ?? '')
+      if (response.status !== 200 || Number.isNaN(start) || Number.isNaN(end) || end < start) {
+        this.ari = { cert, askAgainAt: Math.max(askAgainAt, now + ARI_FAILED_RECHECK_MS) }
+        this.log?.warn({ status: response.status, renewalInfo: url }, 'ACME: the CA\'s renewal information (ARI) could not be read; renewing by the certificate\'s lifetime meanwhile')
+        return
+      }
+      const renewAt = end <= now ? now : start + Math.random() * (end - start)
+      const changed = this.ari?.cert !== cert || this.ari.window !== `${start}/${end}`
+      this.ari = { cert, renewAt, askAgainAt, window: `${start}/${end}`, certId }
+      if (changed) {
+        const fields = { domains: this.options.domains, window: { start: new Date(start).toISOString(), end: new Date(end).toISOString() }, renewAt: new Date(renewAt).toISOString(), explanationURL: response.data.explanationURL }
+        if (end <= now) this.log?.warn(fields, 'ACME: the CA asks for this certificate to be renewed now (ARI), e.g. after a revocation')
+        else this.log?.info(fields, 'ACME: renewal scheduled in the CA\'s window (ARI)')
+      }
+    } catch (error) {
+      this.ari = { cert, askAgainAt: now + ARI_FAILED_RECHECK_MS }
+      this.log?.warn({ err: { message: (error as Error).message } }, 'ACME: the CA\'s renewal information (ARI) could not be read; renewing by the certificate\'s lifetime meanwhile')
+    }
   }
 
   /**
@@ -526,14 +593,23 @@ export class AcmeCertificates {
     mkdirSync(this.directory, { recursive: true, mode: 0o700 })
     const accountKey = await this.accountKey(acme)
     const client = new acme.Client({ directoryUrl: this.options.directory, accountKey, externalAccountBinding: this.options.externalAccountBinding })
-    // auto() places the order itself, with identifiers only: the profile joins its payload here
+    // An account this key already has is looked up rather than registered again: auto() would
+    // "update" it with termsOfServiceAgreed alone, which a strict CA (pebble) refuses as an empty
+    // update once the account exists, so every order after the first failed without ACME_EMAIL.
+    const existing = await client.createAccount({ onlyReturnExisting: true }).catch(() => undefined)
+    if (existing !== undefined && email !== undefined && !(existing.contact ?? []).includes(`mailto:${email}`)) {
+      await client.updateAccount({ contact: [`mailto:${email}`] })
+    }
+    // auto() places the order itself, with identifiers only: the profile, and with ARI the
+    // certificate this one replaces (RFC 9773), join its payload here
     const profile = await this.profileToAsk(acme)
-    if (profile !== undefined) {
+    const replaces = this.issued && this.ari?.cert === this.current.cert ? this.ari.certId : undefined
+    if (profile !== undefined || replaces !== undefined) {
       const createOrder = client.createOrder.bind(client)
-      client.createOrder = async data => await createOrder({ ...data, profile } as typeof data)
+      client.createOrder = async data => await createOrder({ ...data, ...(profile === undefined ? {} : { profile }), ...(replaces === undefined ? {} : { replaces }) } as typeof data)
     }
     const [key, csr] = await acme.crypto.createCsr({ commonName: domains[0], altNames: domains }, await acme.crypto.createPrivateEcdsaKey())
-    this.log?.info({ domains, challenge: wanted, directory: this.options.directory, profile }, 'ACME: ordering a certificate')
+    this.log?.info({ domains, challenge: wanted, directory: this.options.directory, profile, replaces }, 'ACME: ordering a certificate')
     const cert = await client.auto({
       csr,
       email,
