@@ -36,6 +36,9 @@ export interface Pebble {
   stop: () => Promise<void>
 }
 
+/** What owns the processes and files: a test, or the bench (bench/acme-first-answer.ts). */
+export interface Owner { teardown: (cleanup: () => unknown) => void }
+
 export interface PebbleOptions {
   /** The port pebble connects to for http-01 (the proxy's HTTP_PORT listener). */
   httpPort?: number
@@ -59,7 +62,7 @@ async function accepts (port: number): Promise<boolean> {
   })
 }
 
-function started (t: Test, command: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess, output: () => string, stop: () => Promise<void> } {
+function started (t: Owner, command: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess, output: () => string, stop: () => Promise<void> } {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let text = ''
   child.stdout?.on('data', (chunk: Buffer) => { text += chunk.toString() })
@@ -78,7 +81,7 @@ function started (t: Test, command: string, args: string[], env: NodeJS.ProcessE
  * 127.0.0.1 on `httpPort` / `tlsPort`, immediately (PEBBLE_VA_NOSLEEP); its nonces are all good
  * (PEBBLE_WFE_NONCEREJECT=0), so a test's count of requests does not depend on luck.
  */
-export async function startPebble (t: Test, options: PebbleOptions = {}): Promise<Pebble> {
+export async function startPebble (t: Owner, options: PebbleOptions = {}): Promise<Pebble> {
   const missing = missingPebble()
   if (missing.length > 0) {
     throw new Error(`the ACME tests need ${missing.join(' and ')}: apt-get install pebble (Debian/Ubuntu), or run npm test as root, which installs it`)
@@ -96,7 +99,7 @@ export async function startPebble (t: Test, options: PebbleOptions = {}): Promis
 
 class ExitedEarly extends Error {}
 
-async function startPebbleOnce (t: Test, options: PebbleOptions): Promise<Pebble> {
+async function startPebbleOnce (t: Owner, options: PebbleOptions): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-pebble-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   // pebble's own HTTPS (ACME API and management): a certificate for 127.0.0.1 the test trusts
