@@ -39,7 +39,9 @@ t.test('each unusable pair stops start-up with exit code 1 and one line naming t
     ['only TLS_CERT_FILE', { TLS_CERT_FILE: good.certFile },
       'TLS_KEY_FILE="" is empty while TLS_CERT_FILE is set; HTTPS needs both files, e.g. TLS_KEY_FILE=/etc/letsencrypt/live/immich.example.org/privkey.pem'],
     ['only TLS_KEY_FILE', { TLS_KEY_FILE: good.keyFile },
-      'TLS_CERT_FILE="" is empty while TLS_KEY_FILE is set; HTTPS needs both files, e.g. TLS_CERT_FILE=/etc/letsencrypt/live/immich.example.org/fullchain.pem']
+      'TLS_CERT_FILE="" is empty while TLS_KEY_FILE is set; HTTPS needs both files, e.g. TLS_CERT_FILE=/etc/letsencrypt/live/immich.example.org/fullchain.pem'],
+    ['ACME_STORAGE under a file', { ACME_DOMAINS: 'photos.example.org', ACME_STORAGE: join(notPem, 'acme') },
+      `ACME_STORAGE: "${join(notPem, 'acme')}" cannot be written (ENOTDIR): the account and certificates are kept there. Give it to the user the proxy runs as (the image: node, uid 1000; docker-compose.yml's named volume is), or choose another folder`]
   ]
   // two at a time: each child is a whole tsx start-up
   for (let i = 0; i < cases.length; i += 2) {

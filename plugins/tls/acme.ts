@@ -9,7 +9,7 @@ import { Agent as HttpsAgent } from 'node:https'
 import { join } from 'node:path'
 import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
-import { loadCertificatePair, selfSignedPair, type CertificatePair } from './certificates.js'
+import { CertificateError, loadCertificatePair, selfSignedPair, type CertificatePair } from './certificates.js'
 import { acmeOrdered, type AcmeOrdered } from '../observability/events.js'
 import { StorageLock } from './storage-lock.js'
 
@@ -80,7 +80,7 @@ export const ORDERS_PER_HOUR = 5
 const HOUR_MS = 3_600_000
 
 /** Why an order failed, from the CA's problem type (RFC 8555 section 6.7) or the error. */
-export type AcmeFailureCause = 'dns-hook' | 'dns' | 'connection' | 'caa' | 'rate-limit' | 'wrong-answer' | 'tls' | 'account' | 'ca-unreachable' | 'other'
+export type AcmeFailureCause = 'storage' | 'dns-hook' | 'dns' | 'connection' | 'caa' | 'rate-limit' | 'wrong-answer' | 'tls' | 'account' | 'ca-unreachable' | 'other'
 
 export interface AcmeProblem {
   /** The problem type, without urn:ietf:params:acme:error: */
@@ -94,6 +94,9 @@ export interface AcmeProblem {
 export function explain (error: Error, problem: AcmeProblem | undefined, challenge: AcmeChallengeType): { cause: AcmeFailureCause, advice: string } {
   const type = problem?.type ?? ''
   const text = `${problem?.detail ?? ''} ${error.message}`
+  if (['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'ENOTDIR', 'EDQUOT'].includes((error as NodeJS.ErrnoException).code ?? '')) {
+    return { cause: 'storage', advice: 'ACME_STORAGE cannot be written: give the folder to the user the proxy runs as, and keep space free' }
+  }
   if (error instanceof DnsHookError) {
     return { cause: 'dns-hook', advice: 'the hook failed: run it by hand with the same arguments, as the user the proxy runs as, and check its credentials for the DNS provider' }
   }
@@ -357,9 +360,23 @@ export class AcmeCertificates {
     this.issued = issued
   }
 
-  /** Reads the stored certificate; a temporary self-signed one when none is still good. */
+  /**
+   * Reads the stored certificate; a temporary self-signed one when none is still good. Throws
+   * CertificateError naming ACME_STORAGE when the folder cannot be written: found at start, not
+   * as a failed order after the CA has validated.
+   */
   static async open (options: AcmeOptions): Promise<AcmeCertificates> {
     const directory = caFolder(options)
+    try {
+      mkdirSync(directory, { recursive: true, mode: 0o700 })
+      const probe = join(directory, `.write-test-${process.pid}`)
+      writeFileSync(probe, '', { mode: 0o600 })
+      rmSync(probe)
+    } catch (error) {
+      const { code } = error as NodeJS.ErrnoException
+      throw new CertificateError('ACME_STORAGE', `${JSON.stringify(options.storage)} cannot be written (${code ?? (error as Error).message}): the account and certificates are kept there. ` +
+        'Give it to the user the proxy runs as (the image: node, uid 1000; docker-compose.yml\'s named volume is), or choose another folder')
+    }
     const stored = readPair(directory)
     return stored !== undefined && stillGood(stored.cert, options.domains)
       ? new AcmeCertificates(options, directory, stored, true)

@@ -12,7 +12,7 @@ export interface CertificateFiles {
   keyFile: string
 }
 
-type Variable = 'TLS_CERT_FILE' | 'TLS_KEY_FILE' | 'TLS_CLIENT_CA_FILE'
+type Variable = 'TLS_CERT_FILE' | 'TLS_KEY_FILE' | 'TLS_CLIENT_CA_FILE' | 'ACME_STORAGE'
 
 /** A file that cannot serve: `variable` names the setting to fix. */
 export class CertificateError extends Error {
