@@ -23,6 +23,11 @@ export interface ReadinessProbe {
   certificateIssued?: () => boolean
   /** The certificate the HTTPS listener serves now, for its expiry in /metrics. */
   servedCertificate?: () => Buffer | undefined
+  /**
+   * Whether Immich answers its liveness route (undefined) or what went wrong, asked over the
+   * proxy's own pools. Default: asked apart, with Node's fetch.
+   */
+  immich?: (timeoutMs: number) => Promise<string | undefined>
 }
 
 /**
@@ -36,7 +41,7 @@ export async function buildAdminServer (config: Config, probe: ReadinessProbe, b
   admin.get('/livez', async () => ({ status: 'ok' }))
 
   admin.get('/readyz', async (request, reply) => {
-    const immich = await pingFailure(config.upstream, 2000) === undefined
+    const immich = await (probe.immich ?? (async (ms: number) => await pingFailure(config.upstream, ms)))(2000) === undefined
     const underPressure = probe.underPressure()
     const closing = probe.closing()
     const issued = probe.certificateIssued?.()

@@ -1,6 +1,6 @@
 // The whole proxy as one Fastify plugin. The order below is the request's path through it
 // (docs/design.md): each plugin's hooks run in this order for every request and upgrade.
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'
 import accessLog from '../plugins/observability/access-log.js'
@@ -13,7 +13,7 @@ import wellKnown from '../plugins/forwarding/well-known.js'
 import websocket from '../plugins/forwarding/websocket.js'
 import proxy from '../plugins/forwarding/proxy.js'
 import httpsRedirect, { type HttpsRedirectOptions } from '../plugins/tls/https-redirect.js'
-import { upstreamDispatcher } from '../plugins/forwarding/upstream.js'
+import { ImmichUpstream, type UpstreamOptions } from '../plugins/forwarding/upstream.js'
 import { DEFAULTS } from '../plugins/defaults.js'
 import type { Dispatcher } from 'undici'
 
@@ -35,6 +35,11 @@ export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' 
      * add up (src/run.ts builds one). Default: one of this app's own.
      */
     accessKeyBrake?: FailureLimiter
+    /**
+     * Immich's address and the pools to it, when listeners share them (src/run.ts); its owner
+     * closes it. Default: one of this app's own, closed with it.
+     */
+    immich?: ImmichUpstream
   }
 
 /**
@@ -83,6 +88,13 @@ function accessKeyOptions (opts: AppOptions, dispatcher?: Dispatcher): AccessKey
   }
 }
 
+/** An ImmichUpstream of the app's own, closed with it. */
+function ownUpstream (fastify: FastifyInstance, options: UpstreamOptions): ImmichUpstream {
+  const immich = new ImmichUpstream(options)
+  fastify.addHook('onClose', async () => { await immich.close() })
+  return immich
+}
+
 const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   if (opts.serverName !== undefined) {
     const host = hostConstraint(opts.serverName)
@@ -96,8 +108,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
 
   const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections }
   // one pool to Immich for the traffic and for the gate's questions about credentials
-  const dispatcher = upstreamDispatcher(upstream)
-  fastify.addHook('onClose', async () => { await dispatcher.destroy() })
+  const immich = opts.immich ?? ownUpstream(fastify, upstream)
+  const dispatcher = immich.dispatcher
   // Observation first, so that it sees every request, the refused ones included. The server of
   // src/build.ts registers it itself, ahead of load shedding, so that shed requests are seen too.
   if (!fastify.hasPlugin('immich-proxy-access-log')) await fastify.register(accessLog)
@@ -105,7 +117,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(forwardedHeaders, { trustProxy: opts.trustProxy })
   await fastify.register(accessKey, accessKeyOptions(opts, dispatcher))
   await fastify.register(bodyLimit, { bodyLimit: opts.bodyLimit })
-  await fastify.register(wellKnown, upstream)
+  await fastify.register(wellKnown, { ...upstream, dispatcher: immich.wellKnown })
   await fastify.register(websocket, upstream)
   await fastify.register(proxy, { ...upstream, dispatcher })
 }
@@ -124,7 +136,8 @@ export const redirectApp: FastifyPluginAsync<AppOptions & { httpsPort: number, a
   // with the well-known route.
   await fastify.register(async function guardedWellKnown (scope) {
     await scope.register(accessKey, { ...accessKeyOptions(opts), cookieMaxAge: 0 })
-    await scope.register(wellKnown, { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections })
+    const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections }
+    await scope.register(wellKnown, { ...upstream, dispatcher: (opts.immich ?? ownUpstream(scope, upstream)).wellKnown })
   })
   await fastify.register(httpsRedirect, { httpsPort: opts.httpsPort, acmeChallenges: opts.acmeChallenges })
 }

@@ -15,6 +15,7 @@ import {
   CLIENT_CERTIFICATE_REQUEST, TLS_CONTEXT_OPTIONS, loadCertificatePair, loadClientCa, selfSignedPair, type CertificateFiles, type CertificatePair
 } from '../plugins/tls/certificates.js'
 import { AcmeCertificates, type AcmeOptions } from '../plugins/tls/acme.js'
+import type { ImmichUpstream } from '../plugins/forwarding/upstream.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -43,6 +44,8 @@ export interface BuildOptions {
    * Default: one of the main listener's own, started when it listens.
    */
   acme?: AcmeCertificates
+  /** Immich's address and pools, shared by the listeners (src/run.ts). Default: each listener's own. */
+  immich?: ImmichUpstream
 }
 
 /** ACME_DOMAINS and its settings, as the ACME plugin takes them. */
@@ -126,6 +129,7 @@ export async function buildServer (config: Config, build: BuildOptions = {}): Pr
     ...config,
     upstreamMaxConnections: limits.upstreamMaxConnections,
     accessKeyBrake: build.accessKeyBrake,
+    immich: build.immich,
     certificate: certificate === undefined
       ? undefined
       : { certificate: certificate.pair, certificateFiles: certificate.files, clientCa, clientCaFile: config.tlsClientCaFile, acme, onServed: cert => { served = cert } }
@@ -149,6 +153,7 @@ export async function buildRedirectServer (config: Config, build: BuildOptions =
     ...config,
     upstreamMaxConnections: connectionLimits(config).upstreamMaxConnections,
     accessKeyBrake: build.accessKeyBrake,
+    immich: build.immich,
     hsts: false,
     httpsPort: config.httpsRedirectPort,
     acmeChallenges: build.acme?.options.challenge === 'http-01' ? build.acme.challenges : undefined

@@ -4,6 +4,9 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { buildRedirectServer, buildServer, openAcme } from './build.js'
 import { accessKeyBrake } from './app.js'
+import { ImmichUpstream } from '../plugins/forwarding/upstream.js'
+import { pingFailure } from '../plugins/forwarding/ask-immich.js'
+import { connectionLimits } from './connection-limits.js'
 
 export interface Running {
   /** The proxy's listener (HTTP, or HTTPS with HTTP/2). */
@@ -28,10 +31,12 @@ export async function run (config: Config): Promise<Running> {
   const brake = accessKeyBrake(config)
   // one for the listeners: the HTTPS one serves its certificate, either may answer its challenges
   const acme = await openAcme(config)
+  // one for the listeners and readiness: one set of pools to Immich
+  const immich = new ImmichUpstream({ upstream: config.upstream, proxyTimeout: config.proxyTimeout, upstreamMaxConnections: connectionLimits(config).upstreamMaxConnections })
   try {
-    const main = await buildServer(config, { accessKeyBrake: brake, acme })
+    const main = await buildServer(config, { accessKeyBrake: brake, acme, immich })
     started.push(main)
-    const redirect = await buildRedirectServer(config, { accessKeyBrake: brake, acme })
+    const redirect = await buildRedirectServer(config, { accessKeyBrake: brake, acme, immich })
     if (redirect !== undefined) started.push(redirect)
     const admin = config.adminPort === undefined
       ? undefined
@@ -40,7 +45,8 @@ export async function run (config: Config): Promise<Running> {
         underPressure: () => main.hasDecorator('isShedding') && main.isShedding(),
         closing: () => closing,
         certificateIssued: acme === undefined ? undefined : () => acme.issued,
-        servedCertificate: () => main.servedCertificate()
+        servedCertificate: () => main.servedCertificate(),
+        immich: async timeoutMs => await pingFailure(immich, timeoutMs)
       }, brake)
     if (admin !== undefined) started.push(admin)
 
@@ -55,11 +61,13 @@ export async function run (config: Config): Promise<Running> {
       acme?.close()
       await Promise.all([main.close(), redirect?.close()])
       await admin?.close()
+      await immich.close()
     }
     return { main, redirect, admin, close }
   } catch (error) {
     acme?.close()
     await Promise.allSettled(started.map(async server => await server.close()))
+    await immich.close()
     throw error
   }
 }

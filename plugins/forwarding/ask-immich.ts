@@ -1,6 +1,6 @@
 // A question the proxy asks Immich on its own behalf, over the same pool as the traffic it guards.
 import type { Dispatcher } from 'undici'
-import { UpstreamBusyError } from './upstream.js'
+import { UpstreamBusyError, type ImmichUpstream } from './upstream.js'
 
 export interface ImmichAnswer {
   statusCode: number
@@ -57,4 +57,19 @@ export async function askImmich (dispatcher: Dispatcher, question: ImmichQuestio
     }
     dispatcher.dispatch({ ...question, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, handler)
   })
+}
+
+/**
+ * undefined when Immich answered its liveness route (`GET /api/server/ping`, "pong") within
+ * `timeoutMs`, else what went wrong (a status, or the error's code). Asked over the well-known
+ * pool, so that a saturated traffic pool does not read as Immich being down.
+ */
+export async function pingFailure (immich: ImmichUpstream, timeoutMs: number): Promise<string | undefined> {
+  try {
+    const answer = await askImmich(immich.wellKnown, { method: 'GET', path: '/api/server/ping', headers: { host: immich.url.host } }, timeoutMs)
+    if (answer.statusCode === 200 && answer.body.includes('pong')) return undefined
+    return answer.statusCode === 200 ? 'status 200, but not Immich\'s pong' : `status ${answer.statusCode}`
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? (error as Error).name
+  }
 }

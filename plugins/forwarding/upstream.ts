@@ -151,3 +151,28 @@ export function sendUpstreamError (reply: AnyReply, error: Error): void {
     message
   })
 }
+
+/** A flood of `/.well-known/immich` (a small JSON document the apps fetch once) gets this many connections, not a share of UPSTREAM_MAX_CONNECTIONS. */
+export const WELL_KNOWN_MAX_CONNECTIONS = 16
+
+/**
+ * Immich as the proxy reaches it: one place that owns the server's address and the connection
+ * pools every part uses — the forwarder and the access gate's questions (`dispatcher`), the
+ * well-known route (`wellKnown`), the WebSocket tunnel (`url`) and readiness (`ping`). Listeners
+ * of one process share one (src/run.ts).
+ */
+export class ImmichUpstream {
+  readonly url: URL
+  readonly dispatcher: Dispatcher
+  readonly wellKnown: Dispatcher
+
+  constructor (readonly options: UpstreamOptions) {
+    this.url = new URL(options.upstream)
+    this.dispatcher = upstreamDispatcher(options)
+    this.wellKnown = upstreamDispatcher({ ...options, upstreamMaxConnections: Math.min(options.upstreamMaxConnections ?? WELL_KNOWN_MAX_CONNECTIONS, WELL_KNOWN_MAX_CONNECTIONS) })
+  }
+
+  async close (): Promise<void> {
+    await Promise.all([this.dispatcher.destroy(), this.wellKnown.destroy()])
+  }
+}
