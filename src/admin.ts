@@ -41,7 +41,8 @@ export async function buildAdminServer (config: Config, probe: ReadinessProbe, b
   admin.get('/livez', async () => ({ status: 'ok' }))
 
   admin.get('/readyz', async (request, reply) => {
-    const immich = await (probe.immich ?? (async (ms: number) => await pingFailure(config.upstream, ms)))(2000) === undefined
+    const failure = probe.immich === undefined ? await pingFailure(config.upstream, 2000) : await probe.immich(2000)
+    const immich = failure === undefined
     const underPressure = probe.underPressure()
     const closing = probe.closing()
     const issued = probe.certificateIssued?.()

@@ -136,8 +136,7 @@ export const redirectApp: FastifyPluginAsync<AppOptions & { httpsPort: number, a
   // with the well-known route.
   await fastify.register(async function guardedWellKnown (scope) {
     await scope.register(accessKey, { ...accessKeyOptions(opts), cookieMaxAge: 0 })
-    const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections }
-    await scope.register(wellKnown, { ...upstream, dispatcher: (opts.immich ?? ownUpstream(scope, upstream)).wellKnown })
+    await scope.register(wellKnown, { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections, dispatcher: opts.immich?.wellKnown })
   })
   await fastify.register(httpsRedirect, { httpsPort: opts.httpsPort, acmeChallenges: opts.acmeChallenges })
 }

@@ -2,6 +2,7 @@
 // the log at once instead of as 502s later. Node's own fetch: undici's index in the bundle would
 // be loaded by every start for one small request.
 import type { FastifyBaseLogger } from 'fastify'
+import { pongFailure } from '../plugins/forwarding/ask-immich.js'
 
 /** Sent with the check at start, so that Immich's log (and a test's stand-in) can tell it apart. */
 export const STARTUP_CHECK_USER_AGENT = 'immich-proxy (start-up check)'
@@ -30,9 +31,7 @@ export async function pingFailure (upstream: string, timeoutMs: number, headers:
   try {
     // the connection attempt too: an address that drops packets would otherwise take 10 s
     const response = await fetch(`${upstream}/api/server/ping`, { headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) })
-    const body = await bodyStart(response)
-    if (response.status === 200 && body.includes('pong')) return undefined
-    return response.status === 200 ? 'status 200, but not Immich\'s pong' : `status ${response.status}`
+    return pongFailure(response.status, await bodyStart(response))
   } catch (error) {
     // fetch's TypeError carries the socket's error as its cause: ECONNREFUSED, ENOTFOUND, …
     const cause = ((error as Error).cause ?? error) as NodeJS.ErrnoException

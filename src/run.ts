@@ -5,7 +5,7 @@ import type { Config } from './config.js'
 import { buildRedirectServer, buildServer, openAcme } from './build.js'
 import { accessKeyBrake } from './app.js'
 import { ImmichUpstream } from '../plugins/forwarding/upstream.js'
-import { pingFailure } from '../plugins/forwarding/ask-immich.js'
+import { immichPingFailure } from '../plugins/forwarding/ask-immich.js'
 import { connectionLimits } from './connection-limits.js'
 
 export interface Running {
@@ -46,7 +46,7 @@ export async function run (config: Config): Promise<Running> {
         closing: () => closing,
         certificateIssued: acme === undefined ? undefined : () => acme.issued,
         servedCertificate: () => main.servedCertificate(),
-        immich: async timeoutMs => await pingFailure(immich, timeoutMs)
+        immich: async timeoutMs => await immichPingFailure(immich, timeoutMs)
       }, brake)
     if (admin !== undefined) started.push(admin)
 

@@ -306,8 +306,8 @@ export default fp<AccessKeyOptions>(async function accessKey (fastify, opts) {
     },
     {
       name: 'unlock cookie',
-      // a cookie cannot be used to guess, so it is tried during a cool-down too: one guesser
-      // behind a shared home router does not lock the household's browsers out
+      // not guessable, so a cool-down does not stop it: one guesser behind a shared home router
+      // does not lock the household's browsers out
       guessable: false,
       find: (request, seen) => seen.keyHeaders.length === 0 && seen.unlockTokens.some(token => tokenValid(ring, token, seen.now)) ? 'open' : 'none'
     },

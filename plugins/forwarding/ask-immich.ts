@@ -64,12 +64,17 @@ export async function askImmich (dispatcher: Dispatcher, question: ImmichQuestio
  * `timeoutMs`, else what went wrong (a status, or the error's code). Asked over the well-known
  * pool, so that a saturated traffic pool does not read as Immich being down.
  */
-export async function pingFailure (immich: ImmichUpstream, timeoutMs: number): Promise<string | undefined> {
+export async function immichPingFailure (immich: ImmichUpstream, timeoutMs: number): Promise<string | undefined> {
   try {
     const answer = await askImmich(immich.wellKnown, { method: 'GET', path: '/api/server/ping', headers: { host: immich.url.host } }, timeoutMs)
-    if (answer.statusCode === 200 && answer.body.includes('pong')) return undefined
-    return answer.statusCode === 200 ? 'status 200, but not Immich\'s pong' : `status ${answer.statusCode}`
+    return pongFailure(answer.statusCode, answer.body)
   } catch (error) {
     return (error as NodeJS.ErrnoException).code ?? (error as Error).name
   }
+}
+
+/** undefined for Immich's answer to `GET /api/server/ping`, else what the answer was instead. */
+export function pongFailure (statusCode: number, body: string): string | undefined {
+  if (statusCode === 200 && body.includes('pong')) return undefined
+  return statusCode === 200 ? 'status 200, but not Immich\'s pong' : `status ${statusCode}`
 }

@@ -153,13 +153,17 @@ export function sendUpstreamError (reply: AnyReply, error: Error): void {
 }
 
 /** A flood of `/.well-known/immich` (a small JSON document the apps fetch once) gets this many connections, not a share of UPSTREAM_MAX_CONNECTIONS. */
-export const WELL_KNOWN_MAX_CONNECTIONS = 16
+const WELL_KNOWN_MAX_CONNECTIONS = 16
+
+/** The well-known document's pool: at most WELL_KNOWN_MAX_CONNECTIONS. */
+export function wellKnownDispatcher (options: UpstreamOptions): Dispatcher {
+  return upstreamDispatcher({ ...options, upstreamMaxConnections: Math.min(options.upstreamMaxConnections ?? WELL_KNOWN_MAX_CONNECTIONS, WELL_KNOWN_MAX_CONNECTIONS) })
+}
 
 /**
- * Immich as the proxy reaches it: one place that owns the server's address and the connection
- * pools every part uses — the forwarder and the access gate's questions (`dispatcher`), the
- * well-known route (`wellKnown`), the WebSocket tunnel (`url`) and readiness (`ping`). Listeners
- * of one process share one (src/run.ts).
+ * Immich as the proxy reaches it: the server's address and the pools to it, for the forwarder
+ * and the access gate's questions (`dispatcher`) and for the well-known route and readiness
+ * (`wellKnown`, ask-immich.ts). Listeners of one process share one (src/run.ts).
  */
 export class ImmichUpstream {
   readonly url: URL
@@ -169,7 +173,7 @@ export class ImmichUpstream {
   constructor (readonly options: UpstreamOptions) {
     this.url = new URL(options.upstream)
     this.dispatcher = upstreamDispatcher(options)
-    this.wellKnown = upstreamDispatcher({ ...options, upstreamMaxConnections: Math.min(options.upstreamMaxConnections ?? WELL_KNOWN_MAX_CONNECTIONS, WELL_KNOWN_MAX_CONNECTIONS) })
+    this.wellKnown = wellKnownDispatcher(options)
   }
 
   async close (): Promise<void> {

@@ -3,7 +3,7 @@
 // its own and always goes to Immich; the access key guard lets GET/HEAD of it through.
 import fp from 'fastify-plugin'
 import { registerImmichRoutes } from './forward.js'
-import { WELL_KNOWN_MAX_CONNECTIONS, upstreamDispatcher, type UpstreamOptions } from './upstream.js'
+import { wellKnownDispatcher, type UpstreamOptions } from './upstream.js'
 import type { Dispatcher } from 'undici'
 
 export type WellKnownOptions = UpstreamOptions & {
@@ -16,10 +16,7 @@ export const WELL_KNOWN_PATH = '/.well-known/immich'
 export default fp<WellKnownOptions>(async function wellKnown (fastify, opts) {
   let dispatcher = opts.dispatcher
   if (dispatcher === undefined) {
-    const own = upstreamDispatcher({
-      ...opts,
-      upstreamMaxConnections: Math.min(opts.upstreamMaxConnections ?? WELL_KNOWN_MAX_CONNECTIONS, WELL_KNOWN_MAX_CONNECTIONS)
-    })
+    const own = wellKnownDispatcher(opts)
     fastify.addHook('onClose', async () => { await own.destroy() })
     dispatcher = own
   }

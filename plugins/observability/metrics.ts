@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { X509Certificate } from 'node:crypto'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { AccessKeyRefused, AcmeOrdered, RequestDone, RequestStarted, WebSocketClosed } from './events.js'
+import { dnsNames } from '../tls/certificates.js'
 
 export interface MetricsOptions {
   /**
@@ -20,11 +21,8 @@ export interface MetricsOptions {
 
 /** The DNS names a certificate is for (its subjectAltName; its CN when it has none). */
 function namesOf (leaf: X509Certificate): string[] {
-  const alt = leaf.subjectAltName
-  if (alt !== undefined) {
-    const names = alt.split(', ').filter(entry => entry.startsWith('DNS:')).map(entry => entry.slice(4))
-    if (names.length > 0) return names
-  }
+  const names = dnsNames(leaf)
+  if (names.length > 0) return names
   const cn = /(?:^|\n)CN=([^\n]*)/.exec(leaf.subject)?.[1]
   return cn === undefined ? [] : [cn]
 }

@@ -4,14 +4,14 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { execFile } from 'node:child_process'
 import { X509Certificate, createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent as HttpsAgent } from 'node:https'
 import { join } from 'node:path'
 import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
-import { CertificateError, loadCertificatePair, selfSignedPair, type CertificatePair } from './certificates.js'
+import { CertificateError, dnsNames, loadCertificatePair, selfSignedPair, type CertificatePair } from './certificates.js'
 import { acmeOrdered, type AcmeOrdered } from '../observability/events.js'
-import { StorageLock } from './storage-lock.js'
+import { StorageLock, writeAtomically } from './storage-lock.js'
 
 export type AcmeChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01'
 
@@ -225,18 +225,6 @@ export class AcmeChallenges {
   }
 }
 
-/** Files that reach the disk whole or not at all, readable by this user only. */
-function writeAtomically (file: string, content: string | Buffer): void {
-  const temporary = `${file}.${process.pid}.tmp`
-  try {
-    writeFileSync(temporary, content, { mode: 0o600 })
-    renameSync(temporary, file)
-  } catch (error) {
-    rmSync(temporary, { force: true })
-    throw error
-  }
-}
-
 function readIfThere (file: string): Buffer | undefined {
   try {
     return readFileSync(file)
@@ -249,7 +237,7 @@ function readIfThere (file: string): Buffer | undefined {
 /** The certificate's dates, and whether it names every domain (a wildcard as itself). */
 export function describe (cert: Buffer | string, domains: string[]): { notBefore: Date, notAfter: Date, covers: boolean } {
   const leaf = new X509Certificate(cert)
-  const names = (leaf.subjectAltName ?? '').split(', ').filter(entry => entry.startsWith('DNS:')).map(entry => entry.slice(4).toLowerCase())
+  const names = dnsNames(leaf).map(name => name.toLowerCase())
   return {
     notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),

@@ -30,6 +30,11 @@ function read (file: string, variable: Variable): Buffer {
   }
 }
 
+/** The DNS names in a certificate's subjectAltName, as written there. */
+export function dnsNames (leaf: X509Certificate): string[] {
+  return (leaf.subjectAltName ?? '').split(', ').filter(entry => entry.startsWith('DNS:')).map(entry => entry.slice(4))
+}
+
 /** A half-written file fails one of these checks, so it is never put in service. */
 export function loadCertificatePair ({ certFile, keyFile }: CertificateFiles): CertificatePair {
   const cert = read(certFile, 'TLS_CERT_FILE')

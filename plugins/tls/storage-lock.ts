@@ -1,6 +1,7 @@
-// A lock file with a lease, for proxies sharing one ACME_STORAGE (a volume): the holder rewrites
-// its timestamp every few seconds, and a lock not refreshed for STALE_MS is someone's who died.
-// certmagic (Caddy) locks its file storage the same way.
+// ACME_STORAGE's files: written whole or not at all, and a lock file with a lease for proxies
+// sharing the folder (a volume): the holder rewrites its timestamp every few seconds, and a lock
+// not refreshed for STALE_MS is someone's who died. certmagic (Caddy) locks its file storage the
+// same way.
 import { randomUUID } from 'node:crypto'
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
@@ -9,6 +10,18 @@ import { hostname } from 'node:os'
 export const STALE_MS = 10_000
 const REFRESH_MS = 3_000
 const POLL_MS = 1_000
+
+/** Files that reach the disk whole or not at all, readable by this user only. */
+export function writeAtomically (file: string, content: string | Buffer): void {
+  const temporary = `${file}.${process.pid}.tmp`
+  try {
+    writeFileSync(temporary, content, { mode: 0o600 })
+    renameSync(temporary, file)
+  } catch (error) {
+    rmSync(temporary, { force: true })
+    throw error
+  }
+}
 
 interface Holder { owner: string, pid: number, host: string, at: number }
 
@@ -28,9 +41,7 @@ export class StorageLock {
     this.refresh = setInterval(() => {
       if (read(file)?.owner !== owner) return
       try {
-        const temporary = `${file}.${owner}.tmp`
-        writeFileSync(temporary, JSON.stringify(this.holder()), { mode: 0o600 })
-        renameSync(temporary, file)
+        writeAtomically(file, JSON.stringify(this.holder()))
       } catch {
         // a failed refresh shows as a stale lock to the others: the worst is a second order
       }
