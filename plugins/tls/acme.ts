@@ -283,10 +283,38 @@ function dueIn ({ notBefore, notAfter }: { notBefore: Date, notAfter: Date }, no
 // agent of that instance, with the system's roots, for this process's ACME traffic only.
 const trustedForAcme = new Map<string, string>()
 
-/** The order a request to the CA belongs to: where its last problem goes, and its log. */
-interface OrderContext { problem?: AcmeProblem, log?: FastifyBaseLogger }
+/**
+ * The order a request to the CA belongs to: where its last problem goes, its log, and the signal
+ * of its proxy's close, with the requests in flight that it ends.
+ */
+interface OrderContext { problem?: AcmeProblem, log?: FastifyBaseLogger, closed?: AbortSignal, inFlight?: Set<RetriedRequest> }
+/** acme-client counts its retries of a request on the request's config. */
+interface RetriedRequest { retryAttempt?: number, signal?: unknown }
 const orderContext = new AsyncLocalStorage<OrderContext>()
 let watchingResponses = false
+
+/** The proxy is closed: a request for it is not sent, nor retried. */
+class AcmeClosedError extends Error {
+  constructor () { super('the proxy was closed') }
+}
+
+/**
+ * Ends every request of `context` once `closed` fires: cut, and not retried (acme-client would try
+ * again for minutes after the proxy has closed, keeping an embedding app's process alive).
+ */
+async function untilClosed<T> (context: OrderContext, closed: AbortSignal, work: () => Promise<T>): Promise<T> {
+  context.closed = closed
+  context.inFlight = new Set()
+  const stop = (): void => {
+    for (const request of context.inFlight ?? []) request.retryAttempt = Number.POSITIVE_INFINITY
+  }
+  closed.addEventListener('abort', stop, { once: true })
+  try {
+    return await orderContext.run(context, work)
+  } finally {
+    closed.removeEventListener('abort', stop)
+  }
+}
 
 /**
  * acme-client turns the CA's problem documents into plain messages: its axios instance's
@@ -296,8 +324,18 @@ let watchingResponses = false
 function watchResponses (acme: AcmeClientModule): void {
   if (watchingResponses) return
   watchingResponses = true
+  acme.axios.interceptors.request.use(config => {
+    const context = orderContext.getStore()
+    if (context?.closed === undefined) return config
+    // thrown without a config, so that acme-client's retry interceptor passes it on
+    if (context.closed.aborted) throw new AcmeClosedError()
+    config.signal = context.closed
+    context.inFlight?.add(config)
+    return config
+  })
   acme.axios.interceptors.response.use(response => {
     const context = orderContext.getStore()
+    context?.inFlight?.delete(response.config)
     const problem = context === undefined ? undefined : problemOf(response.status, response.data, response.headers['retry-after'])
     if (context !== undefined && problem !== undefined) context.problem = problem
     return response
@@ -337,6 +375,7 @@ export class AcmeCertificates {
   private renewal: NodeJS.Timeout | undefined
   private failures = 0
   private closed = false
+  private readonly closing = new AbortController()
   private directoryRead: Promise<AcmeDirectory> | undefined
   /** What ARI said about `cert`: when to renew (none: the lifetime rule) and when to ask again. */
   private ari: { cert: Buffer, renewAt?: number, askAgainAt: number, window?: string, certId?: string } | undefined
@@ -425,6 +464,7 @@ export class AcmeCertificates {
 
   close (): void {
     this.closed = true
+    this.closing.abort()
     clearTimeout(this.timer)
     clearTimeout(this.renewal)
   }
@@ -450,7 +490,7 @@ export class AcmeCertificates {
       return
     }
     if (ari === undefined || ari.askAgainAt <= now) {
-      this.askRenewalInfo().catch(() => {}).finally(() => this.watchRenewal())
+      untilClosed({ log: this.log }, this.closing.signal, async () => await this.askRenewalInfo()).catch(() => {}).finally(() => this.watchRenewal())
       return
     }
     this.renewal = setTimeout(() => this.watchRenewal(), Math.min(dueAt, ari.askAgainAt, now + RENEWAL_CHECK_MAX_MS) - now).unref()
@@ -564,7 +604,7 @@ export class AcmeCertificates {
         return
       }
       this.recordAttempt()
-      const pair = await orderContext.run(context, async () => await this.obtain())
+      const pair = await untilClosed(context, this.closing.signal, async () => await this.obtain())
       acmeOrdered.publish({ result: 'issued' } satisfies AcmeOrdered)
       if (!this.closed) this.serve(pair)
     } finally {
@@ -574,8 +614,8 @@ export class AcmeCertificates {
 
   /** Logs why, with what to do, and tries again after the back-off or the CA's Retry-After. */
   private failed (error: Error, problem: AcmeProblem | undefined): void {
-    acmeOrdered.publish({ result: 'failed' } satisfies AcmeOrdered)
     if (this.closed) return
+    acmeOrdered.publish({ result: 'failed' } satisfies AcmeOrdered)
     const backoffMs = Math.min(RETRY_FIRST_MS * 2 ** this.failures++, RETRY_LAST_MS)
     const retryMs = Math.max(backoffMs, (problem?.retryAt ?? 0) - Date.now())
     const { cause, advice } = explain(error, problem, this.options.challenge)
