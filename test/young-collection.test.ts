@@ -1,3 +1,4 @@
+// npm test: own process (it counts from the first byte this process forwards)
 import t from 'tap'
 import { forwarded, NUDGE_BYTES } from '../plugins/forwarding/young-collection.js'
 import { exposeGc, recordCollections } from './helpers/gc.js'
