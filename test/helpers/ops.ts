@@ -329,7 +329,9 @@ export async function ensureBuilt (): Promise<void> {
       break
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      if (Date.now() - mtime(lock) > 200_000) rmdirSync(lock)
+      const since = mtime(lock)
+      // -1: released meanwhile, taken at the next try
+      if (since !== -1 && Date.now() - since > 200_000) rmSync(lock, { recursive: true, force: true })
       if (Date.now() > deadline) throw new Error(`the build lock ${lock} was held for over 4 minutes`)
       await new Promise(resolve => setTimeout(resolve, 200))
     }
