@@ -42,6 +42,8 @@ export const SETTING_DEFAULTS = {
   MAX_CONNECTIONS: '',
   // empty: DEFAULTS.upstreamMaxConnections, or less when the file-descriptor limit is low
   UPSTREAM_MAX_CONNECTIONS: '',
+  UPSTREAM_POLICY: 'least-connections',
+  UPSTREAM_HEALTH_INTERVAL: '10s',
   TRUST_PROXY: '',
   ACCESS_KEY: '',
   ACCESS_KEY_FILE: '',
@@ -70,6 +72,8 @@ export const DEFAULTS = {
   bodyLimit: 50000 * MiB,
   proxyTimeout: 600 * SECOND,
   upstreamMaxConnections: 1024,
+  upstreamPolicy: SETTING_DEFAULTS.UPSTREAM_POLICY,
+  upstreamHealthInterval: 10 * SECOND,
   accessKeyMaxFailures: 10,
   accessKeyFailureWindow: 10 * MINUTE,
   accessKeyCooldown: 15 * MINUTE,

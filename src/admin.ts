@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { isIP } from 'node:net'
 import proxyAddr from '@fastify/proxy-addr'
 import type { Config } from './config.js'
-import metrics from '../plugins/observability/metrics.js'
+import metrics, { type MetricsOptions } from '../plugins/observability/metrics.js'
 import { loggerOptions } from './server-options.js'
 import type { FailureLimiter } from '../plugins/access-key/failure-limiter.js'
 import { pingFailure } from './immich-ping.js'
@@ -28,6 +28,8 @@ export interface ReadinessProbe {
    * proxy's own pools. Default: asked apart, with Node's fetch.
    */
   immich?: (timeoutMs: number) => Promise<string | undefined>
+  /** The Immich servers when there are several, for their state and requests in /metrics. */
+  upstreams?: MetricsOptions['upstreams']
 }
 
 /**
@@ -36,7 +38,7 @@ export interface ReadinessProbe {
  */
 export async function buildAdminServer (config: Config, probe: ReadinessProbe, brake?: FailureLimiter): Promise<FastifyInstance> {
   const admin = Fastify({ logger: loggerOptions(config), logController: new LogController({ disableRequestLogging: true }) })
-  await admin.register(metrics, { servedCertificate: probe.servedCertificate })
+  await admin.register(metrics, { servedCertificate: probe.servedCertificate, upstreams: probe.upstreams })
 
   admin.get('/livez', async () => ({ status: 'ok' }))
 

@@ -13,12 +13,12 @@ import wellKnown from '../plugins/forwarding/well-known.js'
 import websocket from '../plugins/forwarding/websocket.js'
 import proxy from '../plugins/forwarding/proxy.js'
 import httpsRedirect, { type HttpsRedirectOptions } from '../plugins/tls/https-redirect.js'
-import { ImmichUpstream, type UpstreamOptions } from '../plugins/forwarding/upstream.js'
+import { ImmichUpstream, type ImmichUpstreamOptions } from '../plugins/forwarding/upstream.js'
 import { DEFAULTS } from '../plugins/defaults.js'
 import type { Dispatcher } from 'undici'
 
 export type AppOptions = Pick<Config, 'upstream' | 'bodyLimit' | 'proxyTimeout' | 'trustProxy' | 'accessKeys'> &
-  Partial<Pick<Config, 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge' | 'accessKeyAllowImmichCredentials' | 'accessKeyAllowShareLinks' | 'tlsClientCaFile'>> & {
+  Partial<Pick<Config, 'upstreams' | 'upstreamPolicy' | 'upstreamHealthInterval' | 'upstreamMaxConnections' | 'hsts' | 'accessKeyFile' | 'accessKeyMaxFailures' | 'accessKeyFailureWindow' | 'accessKeyCooldown' | 'accessKeyCookieMaxAge' | 'accessKeyAllowImmichCredentials' | 'accessKeyAllowShareLinks' | 'tlsClientCaFile'>> & {
     /**
      * The certificate the HTTPS listener was created with, and its files to watch for renewal;
      * with `tlsClientCaFile`, the client CA it was created with (src/build.ts).
@@ -88,9 +88,10 @@ function accessKeyOptions (opts: AppOptions, dispatcher?: Dispatcher): AccessKey
   }
 }
 
-/** An ImmichUpstream of the app's own, closed with it. */
-function ownUpstream (fastify: FastifyInstance, options: UpstreamOptions): ImmichUpstream {
+/** An ImmichUpstream of the app's own: its health checks start when the app is ready, and it closes with the app. */
+function ownUpstream (fastify: FastifyInstance, options: ImmichUpstreamOptions): ImmichUpstream {
   const immich = new ImmichUpstream(options)
+  fastify.addHook('onReady', async () => { immich.servers.startChecks(fastify.log) })
   fastify.addHook('onClose', async () => { await immich.close() })
   return immich
 }
@@ -108,7 +109,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
 
   const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections }
   // one pool to Immich for the traffic and for the gate's questions about credentials
-  const immich = opts.immich ?? ownUpstream(fastify, upstream)
+  const immich = opts.immich ?? ownUpstream(fastify, { ...upstream, upstreams: opts.upstreams, policy: opts.upstreamPolicy, healthInterval: opts.upstreamHealthInterval })
   const dispatcher = immich.dispatcher
   // Observation first, so that it sees every request, the refused ones included. The server of
   // src/build.ts registers it itself, ahead of load shedding, so that shed requests are seen too.
@@ -118,7 +119,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
   await fastify.register(accessKey, accessKeyOptions(opts, dispatcher))
   await fastify.register(bodyLimit, { bodyLimit: opts.bodyLimit })
   await fastify.register(wellKnown, { ...upstream, dispatcher: immich.wellKnown })
-  await fastify.register(websocket, upstream)
+  await fastify.register(websocket, { ...upstream, servers: immich.servers })
   await fastify.register(proxy, { ...upstream, dispatcher })
 }
 

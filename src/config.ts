@@ -17,6 +17,8 @@ const ACME_DIRECTORIES: Record<string, string> = {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
+const UPSTREAM_POLICIES = ['least-connections', 'round-robin'] as const
+
 // Node keeps timers as a signed 32-bit count of milliseconds and cuts longer ones to 24.8 days,
 // with only a warning.
 const LONGEST_TIMER = 2 ** 31 - 1
@@ -25,9 +27,9 @@ const LONGEST_TIMER = 2 ** 31 - 1
 export const EnvSchema = Type.Object({
   UPSTREAM_URL: Type.String({
     default: SETTING_DEFAULTS.UPSTREAM_URL,
-    pattern: '^https?://\\S+$',
-    description: 'the Immich server, an http(s) URL without a path (Immich is served on the root path only)',
-    hint: 'an http:// or https:// URL',
+    pattern: '^ *https?://[^\\s,]+ *(, *https?://[^\\s,]+ *)*$',
+    description: 'the Immich server, an http(s) URL without a path (Immich is served on the root path only); several, comma-separated, share the requests (UPSTREAM_POLICY) among those answering (UPSTREAM_HEALTH_INTERVAL)',
+    hint: 'an http:// or https:// URL, or a comma-separated list of them',
     examples: ['http://immich-server:2283']
   }),
   HOST: Type.String({
@@ -193,6 +195,19 @@ export const EnvSchema = Type.Object({
     hint: 'a whole number from 1',
     examples: ['1024']
   }),
+  UPSTREAM_POLICY: Type.Union(UPSTREAM_POLICIES.map(policy => Type.Literal(policy)), {
+    default: SETTING_DEFAULTS.UPSTREAM_POLICY,
+    description: 'with several UPSTREAM_URL servers, which one gets the next request or WebSocket: least-connections (the one with the fewest now, as nginx least_conn) or round-robin (each in turn)',
+    hint: `one of ${UPSTREAM_POLICIES.join(', ')}`,
+    examples: ['least-connections']
+  }),
+  UPSTREAM_HEALTH_INTERVAL: Type.String({
+    default: SETTING_DEFAULTS.UPSTREAM_HEALTH_INTERVAL,
+    pattern: DURATION_PATTERN,
+    description: 'with several UPSTREAM_URL servers, how often each is asked GET /api/server/ping, nginx time syntax; one that fails it, or refuses a connection, gets no requests until it answers again',
+    hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds), more than 0',
+    examples: ['10s']
+  }),
   TRUST_PROXY: Type.String({
     default: SETTING_DEFAULTS.TRUST_PROXY,
     description: 'comma-separated addresses or CIDRs (or loopback, linklocal, uniquelocal) of proxies in front of this one whose X-Forwarded-* and Forwarded headers are kept (from others, Forwarded, X-Forwarded-Port, -Server, -Prefix and -Ssl are removed); empty trusts nobody',
@@ -335,6 +350,22 @@ function upstreamOrigin (value: string): string | Error {
   return url.origin
 }
 
+function upstreamOrigins (value: string): string[] | Error {
+  const origins: string[] = []
+  for (const entry of value.split(',').map(part => part.trim())) {
+    const origin = upstreamOrigin(entry)
+    if (origin instanceof Error) return new Error(value.includes(',') ? `has ${JSON.stringify(entry)}, which ${origin.message}` : origin.message)
+    if (origins.includes(origin)) return new Error(`names ${origin} twice`)
+    origins.push(origin)
+  }
+  return origins
+}
+
+function interval (value: string): number | Error {
+  const ms = duration(value)
+  return typeof ms === 'number' && ms === 0 ? new Error('is 0; a check needs some time between two') : ms
+}
+
 function lifetime (value: string): number | Error {
   const ms = parseDuration(value)
   return Number.isSafeInteger(ms) ? ms : new Error('is longer than any duration this proxy can count')
@@ -440,8 +471,13 @@ export function parseConfig (env: Record<string, string | undefined>) {
   if (raw.HTTP_PORT !== '' && !tlsOn) {
     problems.set('HTTP_PORT', problem('HTTP_PORT', raw.HTTP_PORT, 'is set without TLS; it redirects to HTTPS, so set TLS_CERT_FILE/TLS_KEY_FILE, TLS_SELF_SIGNED=true or ACME_DOMAINS'))
   }
+  const upstreams = convert('UPSTREAM_URL', upstreamOrigins)
   const config = {
-    upstream: convert('UPSTREAM_URL', upstreamOrigin),
+    // every server, in the order given; `upstream` is the first (the only one, usually)
+    upstreams,
+    upstream: upstreams?.[0] as string,
+    upstreamPolicy: raw.UPSTREAM_POLICY,
+    upstreamHealthInterval: convert('UPSTREAM_HEALTH_INTERVAL', interval),
     host: raw.HOST,
     port: raw.PORT === '' ? (tlsOn ? DEFAULTS.tlsPort : DEFAULTS.port) : convert('PORT', port),
     tls: tlsOn ? tls : undefined,

@@ -32,7 +32,14 @@ export async function run (config: Config): Promise<Running> {
   // one for the listeners: the HTTPS one serves its certificate, either may answer its challenges
   const acme = await openAcme(config)
   // one for the listeners and readiness: one set of pools to Immich
-  const immich = new ImmichUpstream({ upstream: config.upstream, proxyTimeout: config.proxyTimeout, upstreamMaxConnections: connectionLimits(config).upstreamMaxConnections })
+  const immich = new ImmichUpstream({
+    upstream: config.upstream,
+    upstreams: config.upstreams,
+    policy: config.upstreamPolicy,
+    healthInterval: config.upstreamHealthInterval,
+    proxyTimeout: config.proxyTimeout,
+    upstreamMaxConnections: connectionLimits(config).upstreamMaxConnections
+  })
   try {
     const main = await buildServer(config, { accessKeyBrake: brake, acme, immich })
     started.push(main)
@@ -46,7 +53,8 @@ export async function run (config: Config): Promise<Running> {
         closing: () => closing,
         certificateIssued: acme === undefined ? undefined : () => acme.issued,
         servedCertificate: () => main.servedCertificate(),
-        immich: async timeoutMs => await immichPingFailure(immich, timeoutMs)
+        immich: async timeoutMs => await immichPingFailure(immich, timeoutMs),
+        upstreams: immich.servers.balanced ? () => immich.servers.servers : undefined
       }, brake)
     if (admin !== undefined) started.push(admin)
 
@@ -55,6 +63,7 @@ export async function run (config: Config): Promise<Running> {
     if (admin !== undefined) await admin.listen({ host: config.adminHost, port: config.adminPort })
     // the CA validates against the listeners: order once they all answer
     acme?.start(main.log)
+    immich.servers.startChecks(main.log)
 
     async function close (): Promise<void> {
       closing = true

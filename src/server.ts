@@ -111,7 +111,7 @@ export async function start (env: Record<string, string | undefined>, args: stri
   }
   log.info(startupSummary(config, running, fromFile ? `${envFile} and the environment` : 'the environment'))
   // after listening, never in its way: Immich may well start after the proxy
-  import('./immich-ping.js').then(async ({ checkImmich }) => await checkImmich(config.upstream, log))
+  import('./immich-ping.js').then(async ({ checkImmich }) => { await Promise.all(config.upstreams.map(async upstream => await checkImmich(upstream, log))) })
     .catch((error: unknown) => log.warn({ err: error }, 'the check of UPSTREAM_URL failed'))
 }
 

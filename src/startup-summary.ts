@@ -37,7 +37,8 @@ export function startupSummary (config: Config, listening: Listening, settingsFr
     ['admin', url('http', listening.admin, config.adminHost)]
   ].filter(([, at]) => at !== undefined).map(([name, at]) => `${name as string} ${at as string}`)
   const accessKey = config.accessKeys.length > 0 || config.accessKeyFile !== undefined
-  return `immich-proxy started: Immich at ${config.upstream}; ` +
+  const immich = config.upstreams.length > 1 ? `${config.upstreams.join(', ')} (${config.upstreamPolicy})` : config.upstream
+  return `immich-proxy started: Immich at ${immich}; ` +
     `TLS ${tls}, HTTP/2 ${tls !== 'off' && config.http2 ? 'on' : 'off'}, ` +
     // named only when set: most proxies have none, and the line stays as it was for them
     (config.tlsClientCaFile === undefined ? '' : 'client certificates on, ') +

@@ -15,7 +15,10 @@ function problems (t: Test, env: Record<string, string>): string[] {
 
 t.test('defaults: the reference configs, with nothing set', async t => {
   t.same(parseConfig({}), {
+    upstreams: ['http://immich-server:2283'],
     upstream: 'http://immich-server:2283',
+    upstreamPolicy: 'least-connections',
+    upstreamHealthInterval: 10_000,
     host: '0.0.0.0',
     port: 8080,
     tls: undefined,
@@ -97,7 +100,7 @@ t.test('each bad value is refused with one line: name, problem, example', async 
     [{ UPSTREAM_URL: 'http://immich-server:2283/immich' }, 'UPSTREAM_URL="http://immich-server:2283/immich" has a path, query or fragment; Immich is served on the root path only, e.g. UPSTREAM_URL=http://immich-server:2283'],
     [{ UPSTREAM_URL: 'http://immich-server:2283/?x=1' }, 'UPSTREAM_URL="http://immich-server:2283/?x=1" has a path, query or fragment; Immich is served on the root path only, e.g. UPSTREAM_URL=http://immich-server:2283'],
     [{ UPSTREAM_URL: 'http://immich-server:2283#top' }, 'UPSTREAM_URL="http://immich-server:2283#top" has a path, query or fragment; Immich is served on the root path only, e.g. UPSTREAM_URL=http://immich-server:2283'],
-    [{ UPSTREAM_URL: 'immich-server:2283' }, 'UPSTREAM_URL="immich-server:2283" is not an http:// or https:// URL, e.g. UPSTREAM_URL=http://immich-server:2283'],
+    [{ UPSTREAM_URL: 'immich-server:2283' }, 'UPSTREAM_URL="immich-server:2283" is not an http:// or https:// URL, or a comma-separated list of them, e.g. UPSTREAM_URL=http://immich-server:2283'],
     [{ UPSTREAM_URL: 'http://[::1' }, 'UPSTREAM_URL="http://[::1" is not a URL, e.g. UPSTREAM_URL=http://immich-server:2283'],
     [{ UPSTREAM_URL: 'http://admin:pw@immich-server:2283' }, 'UPSTREAM_URL="http://admin:pw@immich-server:2283" has a user name or password, which Immich does not take, e.g. UPSTREAM_URL=http://immich-server:2283'],
     [{ HOST: 'local host' }, 'HOST="local host" is not a host name or address, e.g. HOST=0.0.0.0'],

@@ -109,6 +109,11 @@ t.test('every metric the dashboard queries is on /metrics, and every metric of t
   }, 20_000,
   'the failed order to be counted', { intervalMs: 200, last: () => acmeMetrics.split('\n').filter(line => line.startsWith('immich_proxy_')).join('\n') })
   metrics += acmeMetrics
+  // a proxy in front of two Immich servers: their state and requests
+  const second = await startUpstream(t, (req, res) => res.end('{}'))
+  const balanced = await startListeners(t, `${upstream.url},${second.url}`)
+  for (let i = 0; i < 2; i++) await (await request(`${balanced.url}/api/server/ping`)).body.dump()
+  metrics += await metricsOf(balanced.adminUrl)
   const types = new Map([...metrics.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => [name, type]))
 
   const queries: Array<{ where: string, expr: string }> = [

@@ -1,6 +1,15 @@
 // A question the proxy asks Immich on its own behalf, over the same pool as the traffic it guards.
 import type { Dispatcher } from 'undici'
-import { UpstreamBusyError, type ImmichUpstream } from './upstream.js'
+import type { ImmichUpstream } from './upstream.js'
+
+/** Every connection to Immich stayed busy for PROXY_TIMEOUT while the request waited for one. */
+export class UpstreamBusyError extends Error {
+  readonly code = 'IMMICH_PROXY_UPSTREAM_BUSY'
+  constructor () {
+    super('no connection to Immich came free in time (UPSTREAM_MAX_CONNECTIONS)')
+    this.name = 'UpstreamBusyError'
+  }
+}
 
 export interface ImmichAnswer {
   statusCode: number
@@ -62,15 +71,16 @@ export async function askImmich (dispatcher: Dispatcher, question: ImmichQuestio
 /**
  * undefined when Immich answered its liveness route (`GET /api/server/ping`, "pong") within
  * `timeoutMs`, else what went wrong (a status, or the error's code). Asked over the well-known
- * pool, so that a saturated traffic pool does not read as Immich being down.
+ * pool, so that a saturated traffic pool does not read as Immich being down. With several
+ * servers, what their health checks found: undefined while any is in service.
  */
 export async function immichPingFailure (immich: ImmichUpstream, timeoutMs: number): Promise<string | undefined> {
-  try {
-    const answer = await askImmich(immich.wellKnown, { method: 'GET', path: '/api/server/ping', headers: { host: immich.url.host } }, timeoutMs)
-    return pongFailure(answer.statusCode, answer.body)
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? (error as Error).name
+  const { servers } = immich.servers
+  if (servers.length > 1) {
+    if (immich.servers.anyUp()) return undefined
+    return `no server in service (${servers.map(server => `${server.origin}: ${server.failure ?? 'unknown'}`).join('; ')})`
   }
+  return await servers[0].check(timeoutMs)
 }
 
 /** undefined for Immich's answer to `GET /api/server/ping`, else what the answer was instead. */

@@ -1,4 +1,4 @@
-// Types for the two undici files plugins/forwarding/upstream.ts imports by path: undici declares types
+// Types for the undici files plugins/forwarding/ imports by path: undici declares types
 // for its index only. They are the index's own exports (test/undici-internals.test.ts checks).
 declare module 'undici/lib/dispatcher/pool.js' {
   import { Pool } from 'undici'
@@ -8,4 +8,9 @@ declare module 'undici/lib/dispatcher/pool.js' {
 declare module 'undici/lib/core/util.js' {
   import { util } from 'undici'
   export const headerNameToString: typeof util.headerNameToString
+}
+
+declare module 'undici/lib/dispatcher/dispatcher.js' {
+  import { Dispatcher } from 'undici'
+  export default Dispatcher
 }

@@ -7,6 +7,8 @@ import Pool from 'undici/lib/dispatcher/pool.js'
 import { headerNameToString } from 'undici/lib/core/util.js'
 import { HOP_BY_HOP, connectionFields, stripHopByHop } from './hop-by-hop.js'
 import { DEFAULTS } from '../defaults.js'
+import { ImmichServer, ImmichServers, type ImmichServersOptions } from './immich-servers.js'
+import { UpstreamBusyError } from './ask-immich.js'
 
 export interface UpstreamOptions {
   /** Origin of the Immich server, e.g. http://immich-server:2283. */
@@ -92,15 +94,6 @@ export function relayableStatus (statusCode: number): boolean {
   return statusCode >= 200 && statusCode <= 599
 }
 
-/** Every connection to Immich stayed busy for PROXY_TIMEOUT while the request waited for one. */
-export class UpstreamBusyError extends Error {
-  readonly code = 'IMMICH_PROXY_UPSTREAM_BUSY'
-  constructor () {
-    super('no connection to Immich came free in time (UPSTREAM_MAX_CONNECTIONS)')
-    this.name = 'UpstreamBusyError'
-  }
-}
-
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 function rootCause (error: Error): Error & { code?: string, statusCode?: number } {
@@ -160,23 +153,38 @@ export function wellKnownDispatcher (options: UpstreamOptions): Dispatcher {
   return upstreamDispatcher({ ...options, upstreamMaxConnections: Math.min(options.upstreamMaxConnections ?? WELL_KNOWN_MAX_CONNECTIONS, WELL_KNOWN_MAX_CONNECTIONS) })
 }
 
+/** ImmichUpstream's options: one server (`upstream`) or several (`upstreams`). */
+export type ImmichUpstreamOptions = UpstreamOptions & ImmichServersOptions & {
+  /** Every Immich server, when there are several (UPSTREAM_URL a list); `upstream` is then the first. */
+  upstreams?: string[]
+}
+
 /**
- * Immich as the proxy reaches it: the server's address and the pools to it, for the forwarder
- * and the access gate's questions (`dispatcher`) and for the well-known route and readiness
- * (`wellKnown`, ask-immich.ts). Listeners of one process share one (src/run.ts).
+ * Immich as the proxy reaches it: its servers (immich-servers.ts), each with its pools, and the
+ * dispatchers that choose between them, for the forwarder and the access gate's questions
+ * (`dispatcher`) and for the well-known route (`wellKnown`). Listeners of one process share one
+ * (src/run.ts).
  */
 export class ImmichUpstream {
+  /** The first server's address. */
   readonly url: URL
+  readonly servers: ImmichServers
   readonly dispatcher: Dispatcher
   readonly wellKnown: Dispatcher
 
-  constructor (readonly options: UpstreamOptions) {
+  constructor (readonly options: ImmichUpstreamOptions) {
     this.url = new URL(options.upstream)
-    this.dispatcher = upstreamDispatcher(options)
-    this.wellKnown = wellKnownDispatcher(options)
+    const origins = options.upstreams ?? [options.upstream]
+    this.servers = new ImmichServers(origins.map(origin => {
+      const server = { ...options, upstream: origin }
+      return new ImmichServer(origin, upstreamDispatcher(server), wellKnownDispatcher(server))
+    }), options)
+    this.dispatcher = this.servers.dispatcher('pool')
+    this.wellKnown = this.servers.dispatcher('wellKnown')
   }
 
   async close (): Promise<void> {
-    await Promise.all([this.dispatcher.destroy(), this.wellKnown.destroy()])
+    this.servers.stopChecks()
+    await Promise.all(this.servers.servers.flatMap(server => [server.pool.destroy(), server.wellKnown.destroy()]))
   }
 }

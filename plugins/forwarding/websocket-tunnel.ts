@@ -9,9 +9,12 @@ import { websocketClosed, websocketOpened, type WebSocketClosed } from '../obser
 import { redactedPath } from '../observability/redact.js'
 import { stripHopByHop } from './hop-by-hop.js'
 import { UnrelayableAnswerError, clientResponseHeaders, relayableStatus, sendUpstreamError } from './upstream.js'
+import { NoImmichServerError, unreached, type ImmichServer, type ImmichServers } from './immich-servers.js'
 
 export interface TunnelTarget {
   upstream: URL
+  /** Several Immich servers to choose from (each upgrade goes to one in service); else `upstream`. */
+  servers?: ImmichServers
   /** Idle limit in ms for the handshake and for the open tunnel (nginx proxy_read_timeout). */
   timeout: number
 }
@@ -120,7 +123,7 @@ class Tunnel {
   private readonly realIp: string
   private stillOpen = 2
 
-  constructor (request: FastifyRequest, readonly client: TunnelSocket, readonly upstream: TunnelSocket) {
+  constructor (request: FastifyRequest, readonly client: TunnelSocket, readonly upstream: TunnelSocket, private readonly done?: () => void) {
     this.readAtOpen = client.bytesRead
     this.writtenAtOpen = client.bytesWritten
     // the server's logger, not request.log: that child logger is ~1 kB kept per tunnel (an
@@ -171,6 +174,7 @@ class Tunnel {
   }
 
   private report (): void {
+    this.done?.()
     const report: WebSocketClosed = {
       durationMs: Number(process.hrtime.bigint() - this.opened) / 1e6,
       bytesFromClient: this.client.bytesRead - this.readAtOpen,
@@ -194,21 +198,34 @@ class Tunnel {
  * On 101 the reply is hijacked and the sockets joined; any other answer is relayed as a normal
  * response; a failure answers 502/504, so the client never sees a 101 for a dead upstream.
  */
-export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, client: PendingClient, target: TunnelTarget): void {
+export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, client: PendingClient, target: TunnelTarget, tried?: ImmichServer): void {
   const socket = client.socket
   // gone while the guards ran: nothing to dial for
   if (socket.destroyed) return
-  const send = target.upstream.protocol === 'https:' ? httpsRequest : httpRequest
+  let server: ImmichServer | undefined
+  if (target.servers !== undefined) {
+    server = target.servers.pick(tried)
+    if (server === undefined) {
+      sendUpstreamError(reply, new NoImmichServerError())
+      return
+    }
+  }
+  const upstream = server?.url ?? target.upstream
+  // the server counts the upgrade, then the tunnel, until either ends
+  const done = server?.begin()
+  const send = upstream.protocol === 'https:' ? httpsRequest : httpRequest
   const upstreamRequest = send({
-    protocol: target.upstream.protocol,
-    hostname: target.upstream.hostname,
-    port: target.upstream.port,
+    protocol: upstream.protocol,
+    hostname: upstream.hostname,
+    port: upstream.port,
     method: request.raw.method,
     path: request.raw.url,
     headers: upgradeRequestHeaders(request),
     agent: false,
     timeout: target.timeout
   })
+  let connected = false
+  upstreamRequest.once('socket', upstreamSocket => upstreamSocket.once('connect', () => { connected = true }))
 
   const abandon = (): void => { upstreamRequest.destroy() }
   socket.once('close', abandon)
@@ -216,14 +233,26 @@ export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, cli
   upstreamRequest.once('timeout', () => upstreamRequest.destroy(new HandshakeTimeoutError('upgrade handshake timed out')))
   // `on`, not `once`: a socket error after a refusal's headers is reported here too
   upstreamRequest.on('error', error => {
+    done?.()
     socket.removeListener('close', abandon)
-    if (!reply.sent && !socket.destroyed) sendUpstreamError(reply, error)
+    if (reply.sent || socket.destroyed) return
+    // a server not reached was sent nothing: the upgrade goes once to another
+    const code = connected ? undefined : unreached(error)
+    if (server !== undefined && target.servers !== undefined && code !== undefined) {
+      target.servers.takeOut(server, code)
+      if (tried === undefined && target.servers.balanced) {
+        tunnelUpgrade(request, reply, client, target, server)
+        return
+      }
+    }
+    sendUpstreamError(reply, error)
   })
 
   upstreamRequest.once('upgrade', (response, upstreamSocket, upstreamHead) => {
     socket.removeListener('close', abandon)
     upstreamRequest.setTimeout(0)
     if (socket.destroyed) {
+      done?.()
       upstreamSocket.destroy()
       return
     }
@@ -233,12 +262,13 @@ export function tunnelUpgrade (request: FastifyRequest, reply: FastifyReply, cli
     socket.write(switchingProtocolsHead(response))
     if (upstreamHead.length > 0) socket.write(upstreamHead)
     if (early.length > 0) upstreamSocket.write(early)
-    new Tunnel(request, socket, upstreamSocket).open(target.timeout)
+    new Tunnel(request, socket, upstreamSocket, done).open(target.timeout)
   })
 
   upstreamRequest.once('response', response => {
     socket.removeListener('close', abandon)
     upstreamRequest.setTimeout(0)
+    if (done !== undefined) response.once('close', done)
     const statusCode = response.statusCode ?? 0
     // reply.code() would throw inside this event, where nothing catches it
     if (!relayableStatus(statusCode)) {

@@ -8,10 +8,14 @@ import { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { PendingClient, tunnelUpgrade } from './websocket-tunnel.js'
 import { type UpstreamOptions } from './upstream.js'
+import type { ImmichServers } from './immich-servers.js'
 import { declaresBody } from './hop-by-hop.js'
 import { DEFAULTS } from '../defaults.js'
 
-export type WebSocketOptions = UpstreamOptions
+export type WebSocketOptions = UpstreamOptions & {
+  /** Several Immich servers (ImmichUpstream's `servers`): each upgrade goes to one in service. Default: `upstream`. */
+  servers?: ImmichServers
+}
 
 const kUpgrade = Symbol('immich-proxy.upgrade')
 
@@ -48,7 +52,7 @@ function destroyOnError (this: Socket): void {
 }
 
 export default fp<WebSocketOptions>(async function websocket (fastify, opts) {
-  const target = { upstream: new URL(opts.upstream), timeout: opts.proxyTimeout ?? DEFAULTS.proxyTimeout }
+  const target = { upstream: new URL(opts.upstream), servers: opts.servers, timeout: opts.proxyTimeout ?? DEFAULTS.proxyTimeout }
 
   const upgraded = new Set<Socket>()
 

@@ -17,6 +17,11 @@ export interface MetricsOptions {
    * `immich_proxy_certificate_expiry_timestamp_seconds`. Default: none (no such series).
    */
   servedCertificate?: () => Buffer | undefined
+  /**
+   * The Immich servers, when there are several (UPSTREAM_URL a list), read at each scrape for
+   * `immich_proxy_upstream_up` and `immich_proxy_upstream_requests_total`. Default: none.
+   */
+  upstreams?: () => ReadonlyArray<{ origin: string, up: boolean, sent: number }>
 }
 
 /** The DNS names a certificate is for (its subjectAltName; its CN when it has none). */
@@ -69,6 +74,34 @@ export default fp<MetricsOptions>(async function metrics (fastify, opts) {
       for (const domain of parsed.names) this.set({ domain }, parsed.expiry)
     }
   })
+
+  const upstreams = opts.upstreams
+  if (upstreams !== undefined) {
+    // eslint-disable-next-line no-new
+    new Gauge({
+      name: 'immich_proxy_upstream_up',
+      help: 'Whether each Immich server is in service (1) or taken out after a failed health check or a refused connection (0)',
+      labelNames: ['upstream'],
+      registers,
+      collect () {
+        for (const server of upstreams()) this.set({ upstream: server.origin }, server.up ? 1 : 0)
+      }
+    })
+    const counted = new Map<string, number>()
+    // eslint-disable-next-line no-new
+    new Counter({
+      name: 'immich_proxy_upstream_requests_total',
+      help: 'Requests and WebSocket upgrades sent to each Immich server (a retry on another counts twice)',
+      labelNames: ['upstream'],
+      registers,
+      collect () {
+        for (const server of upstreams()) {
+          this.inc({ upstream: server.origin }, server.sent - (counted.get(server.origin) ?? 0))
+          counted.set(server.origin, server.sent)
+        }
+      }
+    })
+  }
 
   const handlers: Record<string, (message: unknown) => void> = {
     'immich-proxy:request-started': message => {
