@@ -179,8 +179,10 @@ export class ImmichUpstream {
       const server = { ...options, upstream: origin }
       return new ImmichServer(origin, upstreamDispatcher(server), wellKnownDispatcher(server))
     }), options)
-    this.dispatcher = this.servers.dispatcher('pool')
-    this.wellKnown = this.servers.dispatcher('wellKnown')
+    // one server: its own pools, with nothing in between (no choice to make, nothing to retry on)
+    const [only] = this.servers.servers
+    this.dispatcher = this.servers.balanced ? this.servers.dispatcher('pool') : only.pool
+    this.wellKnown = this.servers.balanced ? this.servers.dispatcher('wellKnown') : only.wellKnown
   }
 
   async close (): Promise<void> {
