@@ -172,25 +172,71 @@ export function problemOf (status: number, data: unknown, retryAfter: unknown): 
  * The challenges this process is answering right now: an http-01 token's key authorization, a
  * tls-alpn-01 name's challenge certificate. Anything else is unknown (404, or no handshake).
  */
+// what may name a file: an ACME token is base64url (RFC 8555 §8.3), a name a DNS name
+const TOKEN = /^[A-Za-z0-9_-]{1,256}$/
+const DNS_NAME = /^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?$/
+
 export class AcmeChallenges {
   private readonly http = new Map<string, string>()
   private readonly tlsAlpn = new Map<string, SecureContext>()
 
+  /**
+   * `directory`: where the challenges in progress are also written (ACME_STORAGE), so that every
+   * proxy sharing the storage answers them, not only the one ordering: behind a load balancer the
+   * CA's validation reaches any of them (and Let's Encrypt validates from several places at once).
+   */
+  constructor (private readonly directory?: string) {}
+
   http01 (token: string): string | undefined {
-    return this.http.get(token)
+    const own = this.http.get(token)
+    if (own !== undefined || this.directory === undefined || !TOKEN.test(token)) return own
+    return readIfThere(join(this.directory, 'http-01', token))?.toString('utf8')
   }
 
   tlsAlpn01 (servername: string): SecureContext | undefined {
-    return this.tlsAlpn.get(servername.toLowerCase())
+    const name = servername.toLowerCase()
+    const own = this.tlsAlpn.get(name)
+    if (own !== undefined || this.directory === undefined || !DNS_NAME.test(name)) return own
+    // read only when a client offers acme-tls/1: a CA's validator, a few times per order
+    const pem = readIfThere(join(this.directory, 'tls-alpn-01', `${name}.pem`))
+    return pem === undefined ? undefined : createSecureContext({ cert: pem, key: pem })
   }
 
-  setHttp01 (token: string, keyAuthorization: string): void { this.http.set(token, keyAuthorization) }
-  clearHttp01 (token: string): void { this.http.delete(token) }
+  setHttp01 (token: string, keyAuthorization: string): void {
+    this.http.set(token, keyAuthorization)
+    if (TOKEN.test(token)) this.share('http-01', token, keyAuthorization)
+  }
+
+  clearHttp01 (token: string): void {
+    this.http.delete(token)
+    if (TOKEN.test(token)) this.unshare('http-01', token)
+  }
+
   setTlsAlpn01 (servername: string, pair: CertificatePair): void {
-    this.tlsAlpn.set(servername.toLowerCase(), createSecureContext({ cert: pair.cert, key: pair.key }))
+    const name = servername.toLowerCase()
+    this.tlsAlpn.set(name, createSecureContext({ cert: pair.cert, key: pair.key }))
+    if (DNS_NAME.test(name)) this.share('tls-alpn-01', `${name}.pem`, Buffer.concat([Buffer.from(pair.cert), Buffer.from('\n'), Buffer.from(pair.key)]))
   }
 
-  clearTlsAlpn01 (servername: string): void { this.tlsAlpn.delete(servername.toLowerCase()) }
+  clearTlsAlpn01 (servername: string): void {
+    const name = servername.toLowerCase()
+    this.tlsAlpn.delete(name)
+    if (DNS_NAME.test(name)) this.unshare('tls-alpn-01', `${name}.pem`)
+  }
+
+  // best effort: the proxy ordering answers from memory whatever the storage does
+  private share (type: string, name: string, content: string | Buffer): void {
+    if (this.directory === undefined) return
+    try {
+      mkdirSync(join(this.directory, type), { recursive: true, mode: 0o700 })
+      writeAtomically(join(this.directory, type, name), content)
+    } catch {}
+  }
+
+  private unshare (type: string, name: string): void {
+    if (this.directory === undefined) return
+    rmSync(join(this.directory, type, name), { force: true })
+  }
 
   /**
    * Options for the HTTPS server that answer tls-alpn-01 on it: a client offering `acme-tls/1`
@@ -346,6 +392,7 @@ function watchResponses (acme: AcmeClientModule): void {
 }
 
 const ATTEMPTS_FILE = 'orders.json'
+const CHALLENGES_FOLDER = 'challenges'
 const LOCK_FILE = 'order.lock'
 
 type AcmeClientModule = typeof import('acme-client')
@@ -366,7 +413,7 @@ export interface AcmeEvents {
  * one until the CA's is obtained. `start()` orders when needed (after the listeners answer).
  */
 export class AcmeCertificates {
-  readonly challenges = new AcmeChallenges()
+  readonly challenges: AcmeChallenges
   /** The pair to serve now; `issued` once it is the CA's. */
   current: CertificatePair
   issued: boolean
@@ -385,6 +432,7 @@ export class AcmeCertificates {
   private constructor (readonly options: AcmeOptions, private readonly directory: string, current: CertificatePair, issued: boolean) {
     this.current = current
     this.issued = issued
+    this.challenges = new AcmeChallenges(join(directory, CHALLENGES_FOLDER))
   }
 
   /**
