@@ -44,6 +44,7 @@ export const SETTING_DEFAULTS = {
   UPSTREAM_MAX_CONNECTIONS: '',
   UPSTREAM_POLICY: 'least-connections',
   UPSTREAM_HEALTH_INTERVAL: '10s',
+  REDIS_URL: '',
   TRUST_PROXY: '',
   ACCESS_KEY: '',
   ACCESS_KEY_FILE: '',

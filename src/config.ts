@@ -208,6 +208,14 @@ export const EnvSchema = Type.Object({
     hint: 'a duration in nginx syntax (a number with ms, s, m, h or d; a bare number is seconds), more than 0',
     examples: ['10s']
   }),
+  REDIS_URL: Type.String({
+    default: SETTING_DEFAULTS.REDIS_URL,
+    pattern: '^(rediss?://\\S+)?$',
+    description: 'a Redis (or Valkey) server that several proxy instances share, e.g. Immich\'s own: the access key brake counts the wrong keys of all of them (redis:// or rediss:// for TLS; a password as redis://:password@host:6379). Unreachable: each instance counts its own, with a warning, until it is back. Empty: this process only',
+    hint: 'a redis:// or rediss:// URL',
+    examples: ['redis://redis:6379'],
+    secret: true
+  }),
   TRUST_PROXY: Type.String({
     default: SETTING_DEFAULTS.TRUST_PROXY,
     description: 'comma-separated addresses or CIDRs (or loopback, linklocal, uniquelocal) of proxies in front of this one whose X-Forwarded-* and Forwarded headers are kept (from others, Forwarded, X-Forwarded-Port, -Server, -Prefix and -Ssl are removed); empty trusts nobody',
@@ -361,6 +369,14 @@ function upstreamOrigins (value: string): string[] | Error {
   return origins
 }
 
+function redisUrl (value: string): string | Error {
+  try {
+    return new URL(value).hostname === '' ? new Error('has no host') : value
+  } catch {
+    return new Error('is not a URL')
+  }
+}
+
 function interval (value: string): number | Error {
   const ms = duration(value)
   return typeof ms === 'number' && ms === 0 ? new Error('is 0; a check needs some time between two') : ms
@@ -504,6 +520,7 @@ export function parseConfig (env: Record<string, string | undefined>) {
     // undefined: derived at start from the fd limit (src/connection-limits.ts)
     maxConnections: raw.MAX_CONNECTIONS === '' ? undefined : Number(raw.MAX_CONNECTIONS),
     upstreamMaxConnections: raw.UPSTREAM_MAX_CONNECTIONS === '' ? undefined : Number(raw.UPSTREAM_MAX_CONNECTIONS),
+    redisUrl: raw.REDIS_URL === '' ? undefined : convert('REDIS_URL', redisUrl),
     trustProxy: convert('TRUST_PROXY', trustedProxies),
     accessKeys: convert('ACCESS_KEY', value => value === '' ? [] : value.split(',')),
     accessKeyFile: raw.ACCESS_KEY_FILE === '' ? undefined : raw.ACCESS_KEY_FILE,

@@ -7,6 +7,7 @@ import { accessKeyBrake } from './app.js'
 import { ImmichUpstream } from '../plugins/forwarding/upstream.js'
 import { immichPingFailure } from '../plugins/forwarding/ask-immich.js'
 import { connectionLimits } from './connection-limits.js'
+import type { SharedBrake } from '../plugins/access-key/shared-brake.js'
 
 export interface Running {
   /** The proxy's listener (HTTP, or HTTPS with HTTP/2). */
@@ -29,6 +30,8 @@ export async function run (config: Config): Promise<Running> {
   let closing = false
   // one brake for the process: wrong keys on every listener add up
   const brake = accessKeyBrake(config)
+  // with REDIS_URL, shared with the other instances
+  let shared: SharedBrake | undefined
   // one for the listeners: the HTTPS one serves its certificate, either may answer its challenges
   const acme = await openAcme(config)
   // one for the listeners and readiness: one set of pools to Immich
@@ -43,6 +46,10 @@ export async function run (config: Config): Promise<Running> {
   try {
     const main = await buildServer(config, { accessKeyBrake: brake, acme, immich })
     started.push(main)
+    // loaded only when asked for: ioredis is ~60 modules
+    if (brake !== undefined && config.redisUrl !== undefined) {
+      shared = await (await import('../plugins/access-key/shared-brake.js')).SharedBrake.open(config.redisUrl, brake, main.log)
+    }
     const redirect = await buildRedirectServer(config, { accessKeyBrake: brake, acme, immich })
     if (redirect !== undefined) started.push(redirect)
     const admin = config.adminPort === undefined
@@ -71,12 +78,14 @@ export async function run (config: Config): Promise<Running> {
       await Promise.all([main.close(), redirect?.close()])
       await admin?.close()
       await immich.close()
+      await shared?.close()
     }
     return { main, redirect, admin, close }
   } catch (error) {
     acme?.close()
     await Promise.allSettled(started.map(async server => await server.close()))
     await immich.close()
+    await shared?.close()
     throw error
   }
 }

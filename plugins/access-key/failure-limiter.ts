@@ -83,9 +83,17 @@ export function addressGroup (address: string): string {
 /** A counter and the shared bucket it falls back to when the table is full. */
 interface Counter { key: string, coarse: string, allowance: number }
 
+/** Told of each failure and clearing made here, to share them with other processes (shared-brake.ts). */
+export interface FailureListener {
+  failed: (address: string) => void
+  cleared: (address: string | undefined) => void
+}
+
 export class FailureLimiter {
   private readonly clients: Table
   private readonly coarse: Table
+  /** Set by a share (REDIS_URL): told of this process's own failures and clearings. */
+  listener: FailureListener | undefined
 
   constructor (private readonly opts: FailureLimiterOptions) {
     const maxEntries = opts.maxEntries ?? 10_000
@@ -133,8 +141,12 @@ export class FailureLimiter {
     return wait
   }
 
-  /** Counts a failure from `address`; true when it starts a cool-down. */
-  fail (address: string, now = Date.now()): boolean {
+  /**
+   * Counts a failure from `address`; true when it starts a cool-down. `local`: made here, and
+   * told to the listener; false for one another process reported.
+   */
+  fail (address: string, now = Date.now(), local = true): boolean {
+    if (local) this.listener?.failed(address)
     let blocked = false
     const counted = new Set<Entry>()
     for (const counter of this.countersOf(address)) {
@@ -161,7 +173,8 @@ export class FailureLimiter {
    * Forgets what brakes `address` (its entries, or the shared buckets it falls in), or every
    * entry without one: an operator's way to lift a cool-down. Returns the cool-downs lifted.
    */
-  clear (address?: string, now = Date.now()): number {
+  clear (address?: string, now = Date.now(), local = true): number {
+    if (local) this.listener?.cleared(address)
     let lifted = 0
     const forget = (table: Table, key: string): void => {
       const entry = table.entries.get(key)
