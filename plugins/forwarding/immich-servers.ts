@@ -8,6 +8,7 @@
 import DispatcherBase from 'undici/lib/dispatcher/dispatcher.js'
 import type { Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Duplex } from 'node:stream'
 import { askImmich, pongFailure } from './ask-immich.js'
 import { DEFAULTS } from '../defaults.js'
 
@@ -250,8 +251,17 @@ class Attempt implements Dispatcher.DispatchHandler {
     (this.handler.onBodySent as ((chunk: Buffer | number) => void) | undefined)?.(chunk)
   }
 
+  onRequestSent (): void {
+    (this.handler as { onRequestSent?: () => void }).onRequestSent?.()
+  }
+
   onResponseStarted (): void {
     this.handler.onResponseStarted?.()
+  }
+
+  onUpgrade (statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
+    this.done?.()
+    this.handler.onUpgrade?.(statusCode, headers, socket)
   }
 
   onComplete (trailers: string[] | null): void {
