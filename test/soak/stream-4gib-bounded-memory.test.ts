@@ -5,5 +5,5 @@ import { downloadStreamsWithin, PEAK_RSS_LIMIT, uploadStreamsWithin } from '../h
 
 const SIZE = 4 * 1024 ** 3
 
-t.test(`a 4 GiB upload with Content-Length streams through intact in under ${PEAK_RSS_LIMIT / 1e6} MB`, async t => await uploadStreamsWithin(t, SIZE))
-t.test(`a 4 GiB download streams through intact in under ${PEAK_RSS_LIMIT / 1e6} MB`, async t => await downloadStreamsWithin(t, SIZE))
+t.test(`a 4 GiB upload with Content-Length streams through intact in under ${PEAK_RSS_LIMIT / 1e6} MB`, async t => await uploadStreamsWithin(t, SIZE, PEAK_RSS_LIMIT))
+t.test(`a 4 GiB download streams through intact in under ${PEAK_RSS_LIMIT / 1e6} MB`, async t => await downloadStreamsWithin(t, SIZE, PEAK_RSS_LIMIT))
