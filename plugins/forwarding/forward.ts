@@ -56,8 +56,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   // The client leaving before Immich answered cancels the request to Immich, as nginx does.
   // ('close': an HTTP/2 response reports itself finished when its stream is reset.)
+  // Every answered request ends here too: the Error (a stack captured) only for one still running.
   readonly onClientClose = (): void => {
-    if (this.body === undefined) this.abortUpstream(new Error('client closed the connection'))
+    if (this.body === undefined && !this.complete) this.abortUpstream(new Error('client closed the connection'))
   }
 
   waitForConnection (ms: number): void {
