@@ -162,7 +162,7 @@ async function main (): Promise<void> {
       loadAtRounds.push(loadavg()[0])
       log(`round ${round} of ${options.rounds}, load average ${loadavg()[0].toFixed(2)}`)
 
-      for (const connections of [50, 500]) {
+      for (const connections of [50, 200, 500]) {
         for (const target of targets) {
           await attempt(`small GET ${connections}`, target, async () => {
             const run = running.get(target.name) as Running
@@ -297,6 +297,8 @@ async function main (): Promise<void> {
 const figures = (sockets: number[]): Figure[] => [
   { key: 'get50.rps', label: 'small GET, 50 connections: req/s', unit: '', higherIsBetter: true },
   { key: 'get50.p99', label: 'small GET, 50 connections: p99 ms', unit: 'ms', higherIsBetter: false },
+  { key: 'get200.rps', label: 'small GET, 200 connections: req/s', unit: '', higherIsBetter: true },
+  { key: 'get200.p99', label: 'small GET, 200 connections: p99 ms', unit: 'ms', higherIsBetter: false },
   { key: 'get500.rps', label: 'small GET, 500 connections: req/s', unit: '', higherIsBetter: true },
   { key: 'get500.p99', label: 'small GET, 500 connections: p99 ms', unit: 'ms', higherIsBetter: false },
   { key: 'rate.addedp50', label: 'at 2 000 req/s: added p50 ms (direct: its own p50)', unit: 'ms', higherIsBetter: false, direct: 'rate.p50' },

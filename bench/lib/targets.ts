@@ -199,8 +199,11 @@ export function immichProxy (name: string, tls: boolean, flags: string[] = [], s
   }
 }
 
-/** @fastify/http-proxy in a script of bench/: bare as its README shows it, or configured for Immich. */
-function fastifyHttpProxy (name: string, script: string): Target {
+/**
+ * A Node script of bench/ taking UPSTREAM_URL and PORT: @fastify/http-proxy bare as its README
+ * shows it or configured for Immich, or the TCP relay (the ceiling of a Node proxy).
+ */
+function nodeScript (name: string, script: string): Target {
   return {
     name,
     tls: false,
@@ -227,8 +230,9 @@ export const TARGETS: Target[] = [
   nginx('nginx', { keepalive: false, tls: false }),
   nginx('nginx-keepalive', { keepalive: true, tls: false }),
   haproxy,
-  fastifyHttpProxy('fastify-http-proxy', 'bench/fastify-http-proxy.mjs'),
-  fastifyHttpProxy('fastify-http-proxy-configured', 'bench/fastify-http-proxy-configured.mjs'),
+  nodeScript('fastify-http-proxy', 'bench/fastify-http-proxy.mjs'),
+  nodeScript('fastify-http-proxy-configured', 'bench/fastify-http-proxy-configured.mjs'),
+  nodeScript('node-tcp-relay', 'bench/node-tcp-relay.mjs'),
   immichProxy('immich-proxy-tls', true),
   nginx('nginx-tls', { keepalive: false, tls: true })
 ]
