@@ -88,6 +88,18 @@ function accessKeyOptions (opts: AppOptions, dispatcher?: Dispatcher): AccessKey
   }
 }
 
+/** ImmichUpstream's options from the settings (this app's, or src/run.ts's for every listener). */
+export function immichUpstreamOptions (opts: Pick<AppOptions, 'upstream' | 'upstreams' | 'upstreamPolicy' | 'upstreamHealthInterval' | 'proxyTimeout' | 'upstreamMaxConnections'>): ImmichUpstreamOptions {
+  return {
+    upstream: opts.upstream,
+    upstreams: opts.upstreams,
+    policy: opts.upstreamPolicy,
+    healthInterval: opts.upstreamHealthInterval,
+    proxyTimeout: opts.proxyTimeout,
+    upstreamMaxConnections: opts.upstreamMaxConnections
+  }
+}
+
 /** An ImmichUpstream of the app's own: its health checks start when the app is ready, and it closes with the app. */
 function ownUpstream (fastify: FastifyInstance, options: ImmichUpstreamOptions): ImmichUpstream {
   const immich = new ImmichUpstream(options)
@@ -109,7 +121,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, opts) => {
 
   const upstream = { upstream: opts.upstream, proxyTimeout: opts.proxyTimeout, upstreamMaxConnections: opts.upstreamMaxConnections }
   // one pool to Immich for the traffic and for the gate's questions about credentials
-  const immich = opts.immich ?? ownUpstream(fastify, { ...upstream, upstreams: opts.upstreams, policy: opts.upstreamPolicy, healthInterval: opts.upstreamHealthInterval })
+  const immich = opts.immich ?? ownUpstream(fastify, immichUpstreamOptions(opts))
   const dispatcher = immich.dispatcher
   // Observation first, so that it sees every request, the refused ones included. The server of
   // src/build.ts registers it itself, ahead of load shedding, so that shed requests are seen too.

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { buildRedirectServer, buildServer, openAcme } from './build.js'
-import { accessKeyBrake } from './app.js'
+import { accessKeyBrake, immichUpstreamOptions } from './app.js'
 import { ImmichUpstream } from '../plugins/forwarding/upstream.js'
 import { immichPingFailure } from '../plugins/forwarding/ask-immich.js'
 import { connectionLimits } from './connection-limits.js'
@@ -35,14 +35,7 @@ export async function run (config: Config): Promise<Running> {
   // one for the listeners: the HTTPS one serves its certificate, either may answer its challenges
   const acme = await openAcme(config)
   // one for the listeners and readiness: one set of pools to Immich
-  const immich = new ImmichUpstream({
-    upstream: config.upstream,
-    upstreams: config.upstreams,
-    policy: config.upstreamPolicy,
-    healthInterval: config.upstreamHealthInterval,
-    proxyTimeout: config.proxyTimeout,
-    upstreamMaxConnections: connectionLimits(config).upstreamMaxConnections
-  })
+  const immich = new ImmichUpstream(immichUpstreamOptions({ ...config, upstreamMaxConnections: connectionLimits(config).upstreamMaxConnections }))
   try {
     const main = await buildServer(config, { accessKeyBrake: brake, acme, immich })
     started.push(main)

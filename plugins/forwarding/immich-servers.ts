@@ -5,6 +5,7 @@
 // once to another, and Immich's liveness route is asked every UPSTREAM_HEALTH_INTERVAL.
 // No stickiness is needed: Immich keeps its socket.io state in Redis, and its web client uses the
 // websocket transport only (docs/design.md, "Several Immich servers").
+import createError from '@fastify/error'
 import DispatcherBase from 'undici/lib/dispatcher/dispatcher.js'
 import type { Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
@@ -74,13 +75,7 @@ export function unreached (error: Error): string | undefined {
 }
 
 /** Every Immich server is out of service: answered 502 at once, as any unreachable Immich. */
-export class NoImmichServerError extends Error {
-  readonly code = 'IMMICH_PROXY_NO_SERVER'
-  constructor () {
-    super('no Immich server answers its health check')
-    this.name = 'NoImmichServerError'
-  }
-}
+export const NoImmichServerError = createError('IMMICH_PROXY_NO_SERVER', 'no Immich server answers its health check', 502)
 
 export interface ImmichServersOptions {
   policy?: UpstreamPolicy
@@ -182,7 +177,7 @@ export class ImmichServers {
 
   /** A dispatcher over the servers' traffic pools (`pool`) or their small ones (`wellKnown`). */
   dispatcher (which: 'pool' | 'wellKnown'): Dispatcher {
-    return new ServerChoice(this, which) as unknown as Dispatcher
+    return new ServerChoice(this, which)
   }
 }
 

@@ -166,23 +166,25 @@ export type ImmichUpstreamOptions = UpstreamOptions & ImmichServersOptions & {
  * (src/run.ts).
  */
 export class ImmichUpstream {
-  /** The first server's address. */
-  readonly url: URL
   readonly servers: ImmichServers
   readonly dispatcher: Dispatcher
   readonly wellKnown: Dispatcher
 
   constructor (readonly options: ImmichUpstreamOptions) {
-    this.url = new URL(options.upstream)
     const origins = options.upstreams ?? [options.upstream]
     this.servers = new ImmichServers(origins.map(origin => {
       const server = { ...options, upstream: origin }
       return new ImmichServer(origin, upstreamDispatcher(server), wellKnownDispatcher(server))
     }), options)
-    // one server: its own pools, with nothing in between (no choice to make, nothing to retry on)
     const [only] = this.servers.servers
-    this.dispatcher = this.servers.balanced ? this.servers.dispatcher('pool') : only.pool
-    this.wellKnown = this.servers.balanced ? this.servers.dispatcher('wellKnown') : only.wellKnown
+    if (this.servers.balanced) {
+      this.dispatcher = this.servers.dispatcher('pool')
+      this.wellKnown = this.servers.dispatcher('wellKnown')
+    } else {
+      // its own pools, with nothing in between: no choice to make, nothing to retry on
+      this.dispatcher = only.pool
+      this.wellKnown = only.wellKnown
+    }
   }
 
   async close (): Promise<void> {
