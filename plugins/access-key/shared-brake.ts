@@ -23,7 +23,7 @@ type RedisClient = import('ioredis').Redis
 
 export class SharedBrake {
   private readonly id = randomUUID()
-  private state: 'connecting' | 'shared' | 'alone' = 'connecting'
+  private state: 'connecting' | 'shared' | 'alone' | 'closed' = 'connecting'
 
   private constructor (
     private readonly brake: FailureLimiter,
@@ -62,25 +62,20 @@ export class SharedBrake {
 
   private watch (): void {
     const down = (error?: Error): void => {
-      if (this.state === 'alone') return
+      if (this.state === 'alone' || this.state === 'closed') return
       this.state = 'alone'
       this.log.warn({ redis: this.address, err: error === undefined ? undefined : { message: error.message, code: (error as NodeJS.ErrnoException).code } },
         `REDIS_URL: Redis at ${this.address} is unreachable; the access key brake counts in this process only until it is back`)
     }
-    // ioredis reports each failed attempt as an 'error' (unhandled, it would print to stderr)
-    for (const client of [this.publisher, this.subscriber]) {
-      client.on('error', (error: Error) => { down(error) })
-      client.on('end', () => { down() })
-      client.on('close', () => { if (client.status !== 'end') down() })
+    const ready = (): void => {
+      if (this.publisher.status === 'ready' && this.subscriber.status === 'ready') this.up()
     }
-    this.subscriber.on('ready', () => {
-      if (this.publisher.status !== 'ready') return
-      this.up()
-    })
-    this.publisher.on('ready', () => {
-      if (this.subscriber.status !== 'ready') return
-      this.up()
-    })
+    for (const client of [this.publisher, this.subscriber]) {
+      // ioredis reports each failed attempt as an 'error' (unhandled, it would print to stderr)
+      client.on('error', down)
+      client.on('close', () => { down() })
+      client.on('ready', ready)
+    }
   }
 
   private up (): void {
@@ -109,6 +104,8 @@ export class SharedBrake {
   }
 
   async close (): Promise<void> {
+    // its own disconnection is not Redis going away
+    this.state = 'closed'
     this.brake.listener = undefined
     this.publisher.disconnect()
     this.subscriber.disconnect()
