@@ -9,6 +9,9 @@ const SECOND = 1000
 const MINUTE = 60 * SECOND
 const DAY = 24 * 60 * MINUTE
 
+/** UPSTREAM_POLICY's values: how a request chooses among several Immich servers (immich-servers.ts). */
+export const UPSTREAM_POLICIES = ['least-connections', 'round-robin'] as const
+
 export const SETTING_DEFAULTS = {
   UPSTREAM_URL: 'http://immich-server:2283',
   HOST: '0.0.0.0',

@@ -3,7 +3,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import proxyAddr from '@fastify/proxy-addr'
-import { SETTING_DEFAULTS, DEFAULTS } from '../plugins/defaults.js'
+import { SETTING_DEFAULTS, DEFAULTS, UPSTREAM_POLICIES } from '../plugins/defaults.js'
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './nginx-units.js'
 import type { AcmeChallengeType } from '../plugins/tls/acme.js'
 
@@ -16,8 +16,6 @@ const ACME_DIRECTORIES: Record<string, string> = {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
-
-const UPSTREAM_POLICIES = ['least-connections', 'round-robin'] as const
 
 // Node keeps timers as a signed 32-bit count of milliseconds and cuts longer ones to 24.8 days,
 // with only a warning.

@@ -11,12 +11,12 @@ import type { Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Duplex } from 'node:stream'
 import { askImmich, pongFailure } from './ask-immich.js'
-import { DEFAULTS } from '../defaults.js'
+import { DEFAULTS, type UPSTREAM_POLICIES } from '../defaults.js'
 
 // a server slower than this to say "pong" is taken for down, whatever the interval
 const CHECK_TIMEOUT_MS = 5000
 
-export type UpstreamPolicy = 'least-connections' | 'round-robin'
+export type UpstreamPolicy = typeof UPSTREAM_POLICIES[number]
 
 /** One Immich server: its pools, whether it is in service, and what it is doing. */
 export class ImmichServer {
