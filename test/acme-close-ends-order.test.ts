@@ -3,16 +3,16 @@
 // (5 tries, 5 s more each time), keeping an embedding app's process alive after app.close().
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { createServer as createHttpsServer } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { startProxy, startUpstream } from './helper.js'
 import { makeCertificate } from './helpers/tls.js'
 import { waitFor } from './helpers/wait.js'
+import { temporaryDirectory } from './helpers/ops.js'
 
 interface StandInCa { directory: string, caFile: string, requests: string[], closedSockets: () => number }
 
@@ -20,8 +20,7 @@ interface StandInCa { directory: string, caFile: string, requests: string[], clo
 async function startCa (t: Test, answer: (req: IncomingMessage, res: ServerResponse) => void): Promise<StandInCa> {
   // a name of its own: with two stand-ins' certificates of one name trusted, OpenSSL checks the second against the first
   const certificate = await makeCertificate(`ca-${randomUUID()}.test`)
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-ca-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-ca-')
   const caFile = join(dir, 'ca.pem')
   writeFileSync(caFile, certificate.cert)
   const requests: string[] = []
@@ -43,8 +42,7 @@ async function startCa (t: Test, answer: (req: IncomingMessage, res: ServerRespo
 
 async function startOrdering (t: Test, ca: StandInCa): Promise<Awaited<ReturnType<typeof startProxy>>> {
   const upstream = await startUpstream(t, (req, res) => res.end('immich'))
-  const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
-  t.teardown(() => rmSync(storage, { recursive: true, force: true }))
+  const storage = temporaryDirectory(t, 'immich-proxy-acme-')
   return await startProxy(t, upstream.url, {
     ACME_DOMAINS: 'photos.example.test',
     ACME_DIRECTORY: ca.directory,

@@ -2,12 +2,11 @@
 // pebble-challtestsrv: the hook sets and clears TXT records through challtestsrv's management API,
 // as a real hook would through a DNS provider's. A wildcard name works this way only. Also an
 // external account binding (ACME_EAB_KID / ACME_EAB_HMAC_KEY) with a CA that requires one.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { startProxy, startUpstream } from './helper.js'
-import { startListeners } from './helpers/ops.js'
+import { startListeners, temporaryDirectory } from './helpers/ops.js'
 import { getTrusted, startPebble, waitIssued, writeDnsHook } from './helpers/pebble.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -17,8 +16,7 @@ t.test('dns-01: a certificate for a name and its wildcard, the TXT records set a
   const upstream = await startUpstream(t, (req, res) => res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : 'immich'))
   // pebble validates nothing over HTTP or TLS here: no port of the proxy is reachable to it
   const pebble = await startPebble(t)
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-dns-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-dns-')
   const { hook, calls } = writeDnsHook(dir, pebble.dnsManagement)
   const proxy = await startListeners(t, upstream.url, {
     ACME_DOMAINS: `${DOMAIN},*.${DOMAIN}`,
@@ -47,8 +45,7 @@ t.test('dns-01: a certificate for a name and its wildcard, the TXT records set a
 t.test('dns-01: a hook that fails is named in the log with what it said, and the temporary certificate stays', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('immich'))
   const pebble = await startPebble(t)
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-dns-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-dns-')
   const hook = join(dir, 'broken-hook.sh')
   writeFileSync(hook, '#!/bin/sh\necho "provider says: invalid API token" >&2\nexit 3\n')
   chmodSync(hook, 0o755)
@@ -74,8 +71,7 @@ t.test('external account binding: refused without it (named), issued with it', a
   const HMAC = 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W'
   const upstream = await startUpstream(t, (req, res) => res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : 'immich'))
   const pebble = await startPebble(t, { eab: { [KID]: HMAC } })
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-eab-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-eab-')
   const { hook } = writeDnsHook(dir, pebble.dnsManagement)
   const settings = { ACME_DOMAINS: DOMAIN, ACME_DNS_HOOK: hook, ACME_DIRECTORY: pebble.directory, ACME_CA_FILE: pebble.caFile, ACME_STORAGE: join(dir, 'acme') }
 

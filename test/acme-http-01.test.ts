@@ -1,12 +1,9 @@
 // ACME_DOMAINS with http-01 against a real ACME server (pebble): the proxy starts serving HTTPS
 // at once, obtains a certificate pebble validates on the HTTP_PORT listener, serves it, stores it
 // 0600, and a restart on the same storage serves it again without ordering.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { startUpstream } from './helper.js'
-import { getJson, metricsOf, sample, startListeners } from './helpers/ops.js'
+import { getJson, metricsOf, sample, startListeners, temporaryDirectory } from './helpers/ops.js'
 import { fileModes, getTrusted, restartOnSamePorts, withPebble, type Pebble } from './helpers/pebble.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -18,8 +15,7 @@ t.test('http-01: a certificate from the CA, answered on HTTP_PORT, kept across a
     // /readyz asks Immich too
     res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : JSON.stringify({ immich: req.url }))
   })
-  const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
-  t.teardown(() => rmSync(storage, { recursive: true, force: true }))
+  const storage = temporaryDirectory(t, 'immich-proxy-acme-')
   const settings = (pebble: Pebble, ports: { port: number, httpPort: number }): Record<string, string> => ({
     PORT: String(ports.port),
     HTTP_PORT: String(ports.httpPort),

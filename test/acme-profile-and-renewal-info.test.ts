@@ -2,22 +2,21 @@
 // (RFC 9773): the CA's renewal window decides when to renew. pebble 2.4 has neither, so a
 // stand-in directory (test/helpers/pebble.ts) adds them in front of a real pebble.
 import { X509Certificate } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { caFolder } from '../plugins/tls/acme.js'
 import { startProxy, startUpstream } from './helper.js'
 import { getTrusted, startDirectoryStandIn, startPebble, writeDnsHook, type Pebble } from './helpers/pebble.js'
 import { waitFor } from './helpers/wait.js'
+import { temporaryDirectory } from './helpers/ops.js'
 
 const DOMAIN = 'photos.example.test'
 
 async function setting (t: Test): Promise<{ pebble: Pebble, env: Record<string, string>, upstreamUrl: string }> {
   const upstream = await startUpstream(t, (req, res) => res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : 'immich'))
   const pebble = await startPebble(t)
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-acme-')
   const { hook } = writeDnsHook(dir, pebble.dnsManagement)
   return { pebble, upstreamUrl: upstream.url, env: { ACME_DOMAINS: DOMAIN, ACME_DNS_HOOK: hook, ACME_STORAGE: join(dir, 'acme'), LOG_LEVEL: 'info' } }
 }

@@ -1,8 +1,7 @@
 // A validation the CA cannot complete (nothing answers where it connects) leaves the temporary
 // certificate in service and says why in the log, with when it tries again. Here the proxy is
 // built alone (src/build.ts, as an embedder would), which starts its own ordering once it listens.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { startProxy, startUpstream } from './helper.js'
@@ -11,6 +10,7 @@ import { getTrusted, startPebble } from './helpers/pebble.js'
 import { handshake } from './helpers/tls.js'
 import { waitFor } from './helpers/wait.js'
 import { closedPort } from './helpers/websocket.js'
+import { temporaryDirectory } from './helpers/ops.js'
 
 const DOMAIN = 'photos.example.test'
 
@@ -18,8 +18,7 @@ t.test('a refused tls-alpn-01 validation: the temporary certificate stays, the l
   const upstream = await startUpstream(t, (req, res) => res.end('immich'))
   // pebble validates on a port where nothing listens
   const pebble = await startPebble(t, { tlsPort: await closedPort(), httpPort: await closedPort() })
-  const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
-  t.teardown(() => rmSync(storage, { recursive: true, force: true }))
+  const storage = temporaryDirectory(t, 'immich-proxy-acme-')
   const proxy = await startProxy(t, upstream.url, {
     ACME_DOMAINS: DOMAIN,
     ACME_DIRECTORY: pebble.directory,
@@ -46,8 +45,7 @@ t.test('a refused tls-alpn-01 validation: the temporary certificate stays, the l
 t.test('at most ORDERS_PER_HOUR orders per name in an hour, counted across restarts', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end('immich'))
   const pebble = await startPebble(t, { tlsPort: await closedPort(), httpPort: await closedPort() })
-  const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
-  t.teardown(() => rmSync(storage, { recursive: true, force: true }))
+  const storage = temporaryDirectory(t, 'immich-proxy-acme-')
   // what earlier runs (a crash-looping container) left: the oldest 50 minutes ago
   const folder = caFolder({ storage, directory: pebble.directory })
   mkdirSync(folder, { recursive: true })

@@ -2,8 +2,7 @@
 // orders a new one and serves it to new connections, without a restart. The storage is seeded
 // with a certificate for the name that falls due a few seconds after start (pebble's own are
 // valid for five years).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
@@ -14,7 +13,7 @@ import type { TLSSocket } from 'node:tls'
 import t from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import { generate } from 'selfsigned'
-import { getJson, startListeners } from './helpers/ops.js'
+import { getJson, startListeners, temporaryDirectory } from './helpers/ops.js'
 import { getTrusted, withPebble, type Pebble } from './helpers/pebble.js'
 import { handshake } from './helpers/tls.js'
 import { waitFor } from './helpers/wait.js'
@@ -69,8 +68,7 @@ t.test('a certificate with a third of its lifetime left is renewed and served wi
     await new Promise(resolve => server.close(resolve))
   })
   const upstream = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
-  const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
-  t.teardown(() => rmSync(storage, { recursive: true, force: true }))
+  const storage = temporaryDirectory(t, 'immich-proxy-acme-')
   let seeded = ''
   const { pebble, port, started } = await withPebble(t, async (pebble: Pebble, ports) => {
     // 15 days and 7.5 s long, 5 days and 7.5 s left: a third of it is left 5 s from now

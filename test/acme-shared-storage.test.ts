@@ -2,15 +2,14 @@
 // (plugins/tls/storage-lock.ts) lets one order while the others wait, then serve what it stored.
 // A lock left by a process that died is taken over once stale. The challenges in progress are in
 // the storage too, so that any of the proxies answers the CA.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
 import { AcmeChallenges, caFolder } from '../plugins/tls/acme.js'
 import { STALE_MS } from '../plugins/tls/storage-lock.js'
 import { startUpstream } from './helper.js'
-import { startListeners } from './helpers/ops.js'
+import { startListeners, temporaryDirectory } from './helpers/ops.js'
 import { fileModes, getTrusted, startPebble, waitIssued, writeDnsHook } from './helpers/pebble.js'
 import { handshake, makeCertificate } from './helpers/tls.js'
 import { closedPort } from './helpers/websocket.js'
@@ -20,8 +19,7 @@ const DOMAIN = 'photos.example.test'
 t.test('three proxies started together on one storage: one order, the same certificate served by all', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : 'immich'))
   const pebble = await startPebble(t)
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-shared-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-shared-')
   const { hook } = writeDnsHook(dir, pebble.dnsManagement)
   const settings = { ACME_DOMAINS: DOMAIN, ACME_DNS_HOOK: hook, ACME_DIRECTORY: pebble.directory, ACME_CA_FILE: pebble.caFile, ACME_STORAGE: join(dir, 'acme') }
 
@@ -37,8 +35,7 @@ t.test('three proxies started together on one storage: one order, the same certi
 t.test('a lock left by a proxy that died is taken over once stale', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : 'immich'))
   const pebble = await startPebble(t)
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-shared-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-shared-')
   const { hook } = writeDnsHook(dir, pebble.dnsManagement)
   const storage = join(dir, 'acme')
   const folder = caFolder({ storage, directory: pebble.directory })
@@ -56,8 +53,7 @@ t.test('a lock left by a proxy that died is taken over once stale', async t => {
 
 t.test('a challenge another proxy on the storage is answering is answered here too (a load balancer sends the CA anywhere)', async t => {
   const upstream = await startUpstream(t, (req, res) => res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : 'immich'))
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-shared-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-shared-')
   const storage = join(dir, 'acme')
   // never asked: the other proxy (this test) holds the lock for the whole test
   const directory = 'https://127.0.0.1:1/directory'

@@ -1,12 +1,9 @@
 // ACME_DOMAINS with tls-alpn-01 against a real ACME server (pebble): no HTTP_PORT; pebble
 // validates on the HTTPS listener itself (ALPN acme-tls/1, RFC 8737) while browsers there keep
 // getting h2 or http/1.1, and a restart on the same storage serves the stored certificate.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { startUpstream } from './helper.js'
-import { getJson, startListeners } from './helpers/ops.js'
+import { getJson, startListeners, temporaryDirectory } from './helpers/ops.js'
 import { fileModes, getTrusted, restartOnSamePorts, withPebble, type Pebble } from './helpers/pebble.js'
 import { handshake } from './helpers/tls.js'
 import { waitFor } from './helpers/wait.js'
@@ -19,8 +16,7 @@ t.test('tls-alpn-01: a certificate from the CA, answered on the HTTPS listener, 
     // /readyz asks Immich too
     res.end(req.url === '/api/server/ping' ? '{"res":"pong"}' : JSON.stringify({ immich: req.url }))
   })
-  const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
-  t.teardown(() => rmSync(storage, { recursive: true, force: true }))
+  const storage = temporaryDirectory(t, 'immich-proxy-acme-')
   // no HTTP_PORT: pebble's http-01 port is a free one where nothing listens, so only
   // tls-alpn-01 can succeed (pebble 2.4 logs its HTTP attempts, not its TLS-ALPN ones)
   const settings = (pebble: Pebble, ports: { port: number }): Record<string, string> => ({

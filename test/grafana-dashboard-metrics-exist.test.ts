@@ -2,12 +2,11 @@
 // PromQL is looked up on the real admin listener, after traffic that makes each family appear.
 // A metric renamed or dropped in the code fails here, not as an empty panel on someone's screen.
 import t from 'tap'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startUpstream } from './helper.js'
-import { metricsOf, root, sample, startListeners } from './helpers/ops.js'
+import { metricsOf, root, sample, startListeners, temporaryDirectory } from './helpers/ops.js'
 import { startPebble } from './helpers/pebble.js'
 import { waitFor } from './helpers/wait.js'
 import { closedPort } from './helpers/websocket.js'
@@ -99,8 +98,7 @@ t.test('every metric the dashboard queries is on /metrics, and every metric of t
   // a proxy with ACME_DOMAINS whose order fails (pebble validates where nothing listens): the
   // served certificate's expiry and the order's result
   const pebble = await startPebble(t, { tlsPort: await closedPort(), httpPort: await closedPort() })
-  const storage = mkdtempSync(join(tmpdir(), 'immich-proxy-acme-'))
-  t.teardown(() => rmSync(storage, { recursive: true, force: true }))
+  const storage = temporaryDirectory(t, 'immich-proxy-acme-')
   const acme = await startListeners(t, upstream.url, { ACME_DOMAINS: 'photos.example.test', ACME_DIRECTORY: pebble.directory, ACME_CA_FILE: pebble.caFile, ACME_STORAGE: storage })
   let acmeMetrics = ''
   await waitFor(async () => {

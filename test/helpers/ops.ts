@@ -47,6 +47,13 @@ export function serverDirectory (): string {
   return emptyDirectory
 }
 
+/** A new folder under the system's temporary one, named `<prefix>XXXXXX`, removed when `t` ends. */
+export function temporaryDirectory (t: Pick<Test, 'teardown'>, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
 export interface Listeners {
   running: Running
   /** http://127.0.0.1:<PORT> */

@@ -4,16 +4,15 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { PeerCertificate, TLSSocket } from 'node:tls'
 import type { Test } from 'tap'
 import { Agent, request } from 'undici'
 import { makeCertificate } from './tls.js'
-import { getJson, type Listeners } from './ops.js'
+import { getJson, type Listeners, temporaryDirectory } from './ops.js'
 import { waitFor } from './wait.js'
 import { closedPort } from './websocket.js'
 
@@ -100,8 +99,7 @@ export async function startPebble (t: Owner, options: PebbleOptions = {}): Promi
 class ExitedEarly extends Error {}
 
 async function startPebbleOnce (t: Owner, options: PebbleOptions): Promise<Pebble> {
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-pebble-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-pebble-')
   // pebble's own HTTPS (ACME API and management): a certificate for 127.0.0.1 the test trusts
   // a name of its own: two pebbles in one test process are two CAs to trust, and OpenSSL finds an
   // issuer by its name
@@ -318,8 +316,7 @@ export interface DirectoryAdditions {
  */
 export async function startDirectoryStandIn (t: Test, pebble: Pebble, additions: DirectoryAdditions): Promise<DirectoryStandIn> {
   const certificate = await makeCertificate(`ca-stand-in-${randomUUID()}.test`)
-  const dir = mkdtempSync(join(tmpdir(), 'immich-proxy-ca-stand-in-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = temporaryDirectory(t, 'immich-proxy-ca-stand-in-')
   const caFile = join(dir, 'ca.pem')
   writeFileSync(caFile, `${pebble.ca.trim()}\n${certificate.cert.trim()}\n`)
   const dispatcher = new Agent({ connect: { ca: pebble.ca } })
