@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process'
 import { X509Certificate, createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent as HttpsAgent } from 'node:https'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
 import { CertificateError, dnsNames, loadCertificatePair, selfSignedPair, type CertificatePair } from './certificates.js'
@@ -168,14 +168,17 @@ export function problemOf (status: number, data: unknown, retryAfter: unknown): 
   return { type, detail: found.detail, retryAt: retryAtOf(retryAfter, found.detail) }
 }
 
-/**
- * The challenges this process is answering right now: an http-01 token's key authorization, a
- * tls-alpn-01 name's challenge certificate. Anything else is unknown (404, or no handshake).
- */
 // what may name a file: an ACME token is base64url (RFC 8555 §8.3), a name a DNS name
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/
 const DNS_NAME = /^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?$/
 
+type SharedChallenge = 'http-01' | 'tls-alpn-01'
+
+/**
+ * The challenges being answered right now, by this process or another on the same ACME_STORAGE:
+ * an http-01 token's key authorization, a tls-alpn-01 name's challenge certificate. Anything else
+ * is unknown (404, or no handshake).
+ */
 export class AcmeChallenges {
   private readonly http = new Map<string, string>()
   private readonly tlsAlpn = new Map<string, SecureContext>()
@@ -188,54 +191,45 @@ export class AcmeChallenges {
   constructor (private readonly directory?: string) {}
 
   http01 (token: string): string | undefined {
-    const own = this.http.get(token)
-    if (own !== undefined || this.directory === undefined || !TOKEN.test(token)) return own
-    return readIfThere(join(this.directory, 'http-01', token))?.toString('utf8')
+    return this.http.get(token) ?? readShared(this.sharedFile('http-01', token))?.toString('utf8')
   }
 
   tlsAlpn01 (servername: string): SecureContext | undefined {
     const name = servername.toLowerCase()
     const own = this.tlsAlpn.get(name)
-    if (own !== undefined || this.directory === undefined || !DNS_NAME.test(name)) return own
+    if (own !== undefined) return own
     // read only when a client offers acme-tls/1: a CA's validator, a few times per order
-    const pem = readIfThere(join(this.directory, 'tls-alpn-01', `${name}.pem`))
+    const pem = readShared(this.sharedFile('tls-alpn-01', name))
     return pem === undefined ? undefined : createSecureContext({ cert: pem, key: pem })
   }
 
   setHttp01 (token: string, keyAuthorization: string): void {
     this.http.set(token, keyAuthorization)
-    if (TOKEN.test(token)) this.share('http-01', token, keyAuthorization)
+    share(this.sharedFile('http-01', token), keyAuthorization)
   }
 
   clearHttp01 (token: string): void {
     this.http.delete(token)
-    if (TOKEN.test(token)) this.unshare('http-01', token)
+    unshare(this.sharedFile('http-01', token))
   }
 
   setTlsAlpn01 (servername: string, pair: CertificatePair): void {
     const name = servername.toLowerCase()
     this.tlsAlpn.set(name, createSecureContext({ cert: pair.cert, key: pair.key }))
-    if (DNS_NAME.test(name)) this.share('tls-alpn-01', `${name}.pem`, Buffer.concat([Buffer.from(pair.cert), Buffer.from('\n'), Buffer.from(pair.key)]))
+    share(this.sharedFile('tls-alpn-01', name), Buffer.concat([Buffer.from(pair.cert), Buffer.from('\n'), Buffer.from(pair.key)]))
   }
 
   clearTlsAlpn01 (servername: string): void {
     const name = servername.toLowerCase()
     this.tlsAlpn.delete(name)
-    if (DNS_NAME.test(name)) this.unshare('tls-alpn-01', `${name}.pem`)
+    unshare(this.sharedFile('tls-alpn-01', name))
   }
 
-  // best effort: the proxy ordering answers from memory whatever the storage does
-  private share (type: string, name: string, content: string | Buffer): void {
-    if (this.directory === undefined) return
-    try {
-      mkdirSync(join(this.directory, type), { recursive: true, mode: 0o700 })
-      writeAtomically(join(this.directory, type, name), content)
-    } catch {}
-  }
-
-  private unshare (type: string, name: string): void {
-    if (this.directory === undefined) return
-    rmSync(join(this.directory, type, name), { force: true })
+  /** Where a challenge is shared; none without a storage, or for a name that is not a token or a DNS name. */
+  private sharedFile (type: SharedChallenge, name: string): string | undefined {
+    if (this.directory === undefined) return undefined
+    if (type === 'http-01') return TOKEN.test(name) ? join(this.directory, type, name) : undefined
+    return DNS_NAME.test(name) ? join(this.directory, type, `${name}.pem`) : undefined
   }
 
   /**
@@ -269,6 +263,23 @@ export class AcmeChallenges {
       }
     }
   }
+}
+
+function readShared (file: string | undefined): Buffer | undefined {
+  return file === undefined ? undefined : readIfThere(file)
+}
+
+// best effort: the proxy ordering answers from memory whatever the storage does
+function share (file: string | undefined, content: string | Buffer): void {
+  if (file === undefined) return
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    writeAtomically(file, content)
+  } catch {}
+}
+
+function unshare (file: string | undefined): void {
+  if (file !== undefined) rmSync(file, { force: true })
 }
 
 function readIfThere (file: string): Buffer | undefined {
@@ -421,7 +432,7 @@ export class AcmeCertificates {
   private timer: NodeJS.Timeout | undefined
   private renewal: NodeJS.Timeout | undefined
   private failures = 0
-  private closed = false
+  /** Aborted by close(): ends the timers' work and cuts the requests to the CA in flight. */
   private readonly closing = new AbortController()
   private directoryRead: Promise<AcmeDirectory> | undefined
   /** What ARI said about `cert`: when to renew (none: the lifetime rule) and when to ask again. */
@@ -458,6 +469,7 @@ export class AcmeCertificates {
       : new AcmeCertificates(options, directory, await selfSignedPair(options.domains), false)
   }
 
+  private get closed (): boolean { return this.closing.signal.aborted }
   private get certFile (): string { return join(this.directory, CERT_FILE) }
   private get keyFile (): string { return join(this.directory, KEY_FILE) }
 
@@ -511,7 +523,6 @@ export class AcmeCertificates {
   }
 
   close (): void {
-    this.closed = true
     this.closing.abort()
     clearTimeout(this.timer)
     clearTimeout(this.renewal)
